@@ -1,0 +1,106 @@
+"""The one Celery application of vocloud.
+
+The broker is Redis when ``VOCLOUD_BROKER_URL`` says so, otherwise Celery's
+``filesystem://`` transport under ``$VOCLOUD_HOME/broker`` (the embedded
+mode: no server to install).  The broker only carries "run job X"; the
+database says what X is and whether it still needs running, so messages
+are acknowledged early and a lost one is simply sent again by the
+dispatcher.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import sys
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu import Queue
+
+from uws_service.config import QUEUES, Config
+
+log = logging.getLogger(__name__)
+
+RUN_JOB = "vocloud.run_job"
+
+
+def broker_settings(config: Config) -> dict[str, Any]:
+    """Celery settings for the configured broker."""
+    # Above the longest executionDuration, so a reserved message is never
+    # handed to a second worker while the first still runs it.
+    visibility = config.execution_duration_max + 900
+    if config.broker_url:
+        return {
+            "broker_url": config.broker_url,
+            "broker_transport_options": {"visibility_timeout": visibility},
+        }
+    folder = config.broker_dir / "queue"
+    processed = config.broker_dir / "processed"
+    folder.mkdir(parents=True, exist_ok=True)
+    processed.mkdir(parents=True, exist_ok=True)
+    return {
+        "broker_url": "filesystem://",
+        "broker_transport_options": {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(processed),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        },
+    }
+
+
+def make_celery(config: Config | None = None) -> Celery:
+    config = config or Config.from_env()
+    app = Celery("vocloud")
+    app.conf.update(
+        broker_settings(config),
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="io",
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    return app
+
+
+app = make_celery()
+
+
+@app.task(name=RUN_JOB, ignore_result=True)
+def run_job(job_id: str) -> None:
+    """Run one UWS job (the database decides whether it still needs running)."""
+    from jobs.runner import run_job as _run
+
+    _run(job_id, Config.from_env())
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+@worker_process_init.connect
+def _on_worker_process_init(**_: Any) -> None:
+    from uws_service import db, notify
+
+    db.reset_after_fork()
+    notify.reset_after_fork()
+    # A pool process that outlives its worker would keep running jobs that
+    # the reaper has already declared lost.
+    die_with_parent()

@@ -1,0 +1,176 @@
+"""Service configuration, read once from ``VOCLOUD_*`` environment variables.
+
+Embedded defaults (SQLite file and stored files under ``var/``, Celery's
+``filesystem://`` transport, workers started by ``vocloud serve``) need no
+setting at all; the scaled-out mode sets the database and broker URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+#: Job families, each with its own Celery queue, so that a long job of one
+#: family cannot starve the short jobs of another.
+QUEUES = ("io", "ml", "spark")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"VOCLOUD_{name}")
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = _env(name)
+    return float(value) if value is not None else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_worker_spec(spec: str) -> dict[str, int]:
+    """Parse ``"io:2,ml:1,spark:1"`` into ``{"io": 2, "ml": 1, "spark": 1}``."""
+    result: dict[str, int] = {}
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        queue, _, count = item.partition(":")
+        if queue not in QUEUES:
+            raise ValueError(f"unknown queue {queue!r} in worker spec {spec!r}")
+        result[queue] = int(count or 1)
+    return result
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a vocloud process.
+
+    Build it with :meth:`from_env`; tests use :func:`dataclasses.replace` or
+    :meth:`from_env` with overrides.
+    """
+
+    home: Path
+    database_url: str
+    broker_url: str | None
+    public_url: str = "http://127.0.0.1:8000"
+    authority: str = "vocloud.local"
+    secret_key: str = ""
+    #: Seconds a ``WAIT`` may block at most; ``WAIT=-1`` means this.
+    wait_max: float = 300.0
+    #: Default and maximum executionDuration in seconds; 0 (unlimited) means
+    #: the maximum, which stays below the broker's visibility timeout.
+    execution_duration_default: int = 3600
+    execution_duration_max: int = 12 * 3600
+    #: Default and maximum lifetime of a job (destruction - creation), seconds.
+    destruction_default: int = 7 * 86400
+    destruction_max: int = 30 * 86400
+    #: Jobs of one owner executing at the same time.
+    user_concurrency: int = 4
+    #: Lease of an executing job: heartbeat period and expiry, seconds.
+    heartbeat_interval: float = 5.0
+    lease_timeout: float = 30.0
+    #: Period of the dispatcher/reaper pass when nothing wakes it.
+    dispatch_interval: float = 1.0
+    #: Period of the database poll of the notifier when there is no Redis.
+    notify_poll_interval: float = 0.05
+    #: Worker processes ``vocloud serve`` starts in the embedded mode.
+    embedded_workers: dict[str, int] = field(default_factory=lambda: {"io": 2, "ml": 1, "spark": 1})
+    #: Whether ``vocloud serve`` starts and supervises its own workers.
+    start_workers: bool = True
+    server_threads: int = 64
+    #: Seconds a password check is cached (under an HMAC of the credentials).
+    auth_cache_seconds: float = 60.0
+    strict: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Config:
+        home = Path(_env("HOME", "var") or "var").resolve()
+        values: dict[str, Any] = {
+            "home": home,
+            "database_url": _env("DATABASE_URL", f"sqlite:///{home / 'vocloud.db'}"),
+            "broker_url": _env("BROKER_URL"),
+            "public_url": (_env("PUBLIC_URL", "http://127.0.0.1:8000") or "").rstrip("/"),
+            "authority": _env("AUTHORITY", "vocloud.local"),
+            "secret_key": _env("SECRET_KEY", ""),
+            "wait_max": _env_float("WAIT_MAX", 300.0),
+            "execution_duration_default": _env_int("EXECUTION_DURATION_DEFAULT", 3600),
+            "execution_duration_max": _env_int("EXECUTION_DURATION_MAX", 12 * 3600),
+            "destruction_default": _env_int("DESTRUCTION_DEFAULT", 7 * 86400),
+            "destruction_max": _env_int("DESTRUCTION_MAX", 30 * 86400),
+            "user_concurrency": _env_int("USER_CONCURRENCY", 4),
+            "heartbeat_interval": _env_float("HEARTBEAT_INTERVAL", 5.0),
+            "lease_timeout": _env_float("LEASE_TIMEOUT", 30.0),
+            "dispatch_interval": _env_float("DISPATCH_INTERVAL", 1.0),
+            "notify_poll_interval": _env_float("NOTIFY_POLL_INTERVAL", 0.05),
+            "embedded_workers": parse_worker_spec(_env("WORKERS", "io:2,ml:1,spark:1") or ""),
+            "start_workers": _env_bool("START_WORKERS", True),
+            "server_threads": _env_int("SERVER_THREADS", 64),
+            "auth_cache_seconds": _env_float("AUTH_CACHE_SECONDS", 60.0),
+            "strict": _env_bool("STRICT", False),
+        }
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        values.update(overrides)
+        config = cls(**values)
+        if not config.secret_key:
+            config = replace(config, secret_key=config.load_or_create_secret())
+        return config
+
+    # Paths -----------------------------------------------------------------
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Folder holding one sub-folder of files per job."""
+        return self.home / "jobs"
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of Celery's ``filesystem://`` transport in the embedded mode."""
+        return self.home / "broker"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external broker is configured."""
+        return self.broker_url is None
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis URL used for notifications, when the broker is Redis."""
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def load_or_create_secret(self) -> str:
+        """Read the secret key kept under ``home``, creating it on first use."""
+        path = self.home / "secret_key"
+        self.home.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            return path.read_text().strip()
+        key = secrets.token_urlsafe(48)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(key)
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # first writer wins when processes race
+        except FileExistsError:
+            pass
+        tmp.unlink(missing_ok=True)
+        return path.read_text().strip()

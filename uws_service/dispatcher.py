@@ -1,0 +1,229 @@
+"""The dispatcher and reaper: the only place that hands jobs to the broker or gives up on them.
+
+One pass, safe to run in several processes at once (it holds a database
+lock while it dispatches):
+
+* **dispatch** QUEUED jobs to their Celery queue, round-robin between owners
+  and never more than ``user_concurrency`` executing-or-dispatched jobs per
+  owner; a job whose request was lost on the way is sent again after a
+  back-off (a redelivered request for a job that already runs is ignored by
+  the worker);
+* **reap** EXECUTING jobs whose lease went stale (their supervisor died):
+  they end in ERROR saying so;
+* **destroy** jobs whose destruction time has passed, with their files.
+
+``vocloud serve`` runs the loop in a thread, woken by the notifier whenever a
+job is queued or finishes, and at least every ``dispatch_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from uws_service.config import Config
+from uws_service.models import Job, Phase, utcnow
+from uws_service.store import JobStore
+
+log = logging.getLogger(__name__)
+
+DISPATCH_LOCK = "vocloud-dispatch"
+#: Seconds before a dispatched but never started job is sent again; doubles each time.
+REDISPATCH_AFTER = 30.0
+REDISPATCH_MAX = 600.0
+
+SendJob = Callable[[str, str], None]
+
+
+def celery_sender() -> SendJob:
+    """Send "run job X" on queue Q through vocloud's Celery application."""
+    from jobs.celery_app import RUN_JOB
+    from jobs.celery_app import app as celery
+
+    def send(job_id: str, queue: str) -> None:
+        celery.send_task(RUN_JOB, args=[job_id], queue=queue)
+
+    return send
+
+
+class Dispatcher:
+    """Dispatches, reaps and destroys jobs; see the module docstring."""
+
+    def __init__(self, config: Config, store: JobStore, send: SendJob) -> None:
+        self.config = config
+        self.store = store
+        self.send = send
+        self.host = socket.gethostname()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_housekeeping = 0.0
+
+    # Loop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.store.notifier is not None:
+            self.store.notifier.add_listener(self._on_phase_change)
+        self._thread = threading.Thread(target=self._loop, name="vocloud-dispatcher",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_phase_change(self, _job_id: str, phase: str) -> None:
+        # A queued job wants a slot; a finished one frees one.
+        if phase != Phase.EXECUTING:
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.config.dispatch_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("dispatcher pass failed")
+                self._stop.wait(1.0)
+
+    def run_once(self, *, housekeeping: bool | None = None) -> int:
+        """One pass; returns the number of jobs sent to the broker."""
+        now = time.monotonic()
+        if housekeeping is None:
+            housekeeping = now - self._last_housekeeping >= self.config.dispatch_interval
+        if housekeeping:
+            self._last_housekeeping = now
+            self.reap_lost()
+            self.destroy_expired()
+        return self.dispatch()
+
+    # Dispatch -----------------------------------------------------------------
+
+    def dispatch(self) -> int:
+        """Send runnable QUEUED jobs to their queues, fairly between owners."""
+        now = utcnow()
+        sent = 0
+        with self.store.database.write(lock=DISPATCH_LOCK) as session:
+            active = self.store.count_active_by_owner(session)
+            rows = session.execute(
+                select(Job.id, Job.owner_id, Job.queue, Job.dispatched_at, Job.dispatch_count)
+                .where(Job.phase == Phase.QUEUED,
+                       or_(Job.dispatched_at.is_(None),
+                           Job.dispatched_at < now - timedelta(seconds=REDISPATCH_AFTER)))
+                .order_by(Job.queued_at, Job.id)
+                .limit(2000)).all()
+            fresh: dict[int, list[tuple[str, str]]] = {}
+            for job_id, owner_id, queue, dispatched_at, count in rows:
+                if dispatched_at is None:
+                    fresh.setdefault(owner_id, []).append((job_id, queue))
+                    continue
+                # Sent before but never started: the request may have been lost.
+                delay = min(REDISPATCH_MAX, REDISPATCH_AFTER * 2 ** max(0, count - 1))
+                if dispatched_at < now - timedelta(seconds=delay):
+                    self._send(session, job_id, queue, count, now)
+                    sent += 1
+            # Round-robin: owners with fewer running jobs go first in each round.
+            limit = self.config.user_concurrency
+            owners = sorted(fresh, key=lambda o: active.get(o, 0))
+            while owners:
+                still: list[int] = []
+                for owner_id in owners:
+                    if active.get(owner_id, 0) >= limit or not fresh[owner_id]:
+                        continue
+                    job_id, queue = fresh[owner_id].pop(0)
+                    self._send(session, job_id, queue, 0, now)
+                    active[owner_id] = active.get(owner_id, 0) + 1
+                    sent += 1
+                    if fresh[owner_id] and active[owner_id] < limit:
+                        still.append(owner_id)
+                owners = still
+        return sent
+
+    def _send(self, session: object, job_id: str, queue: str, count: int,
+              now: object) -> None:
+        self.send(job_id, queue)
+        session.execute(  # type: ignore[attr-defined]
+            update(Job).where(Job.id == job_id)
+            .values(dispatched_at=now, dispatch_count=count + 1))
+
+    def redispatch_all(self) -> None:
+        """Forget earlier sends of QUEUED jobs, so the next pass sends them again.
+
+        Called when a broker or worker (re)starts: requests held by a worker
+        that died, or by a broker that lost its messages, are gone.
+        """
+        with self.store.database.write(lock=DISPATCH_LOCK) as session:
+            session.execute(update(Job).where(Job.phase == Phase.QUEUED)
+                            .values(dispatched_at=None))
+        self.wake()
+
+    # Reaping ------------------------------------------------------------------
+
+    def reap_lost(self) -> int:
+        """End in ERROR every EXECUTING job whose supervisor is gone."""
+        stale_before = utcnow() - timedelta(seconds=self.config.lease_timeout)
+        with self.store.database.read() as session:
+            rows = session.execute(
+                select(Job.id, Job.lease_host, Job.lease_pid, Job.heartbeat_at)
+                .where(Job.phase == Phase.EXECUTING)).all()
+        lost = 0
+        for job_id, host, pid, heartbeat in rows:
+            if heartbeat is not None and heartbeat < stale_before:
+                why = (f"no heartbeat since {heartbeat.isoformat(timespec='seconds')}Z")
+            elif host == self.host and pid and not _alive(pid):
+                why = "its process no longer exists"
+            else:
+                continue
+            message = (f"The worker running this job was lost (host {host}, process {pid}: "
+                       f"{why}); the job did not finish. Run it again.")
+            if self.store.fail(job_id, message, error_type="transient"):
+                log.warning("job %s: %s", job_id, message)
+                lost += 1
+        return lost
+
+    # Destruction ----------------------------------------------------------------
+
+    def destroy_expired(self) -> int:
+        """Destroy jobs whose destruction time has passed, with their files."""
+        destroyed = 0
+        for job_id in self.store.expired_destruction(utcnow()):
+            destroy_job(self.store, self.config, job_id, "destruction time reached")
+            destroyed += 1
+        return destroyed
+
+
+def destroy_job(store: JobStore, config: Config, job_id: str, reason: str) -> None:
+    """Stop the job if it runs, then remove it and its files.
+
+    A running job's supervisor notices that the row is gone and kills the
+    job's process group; the files are removed here and again by it.
+    """
+    store.abort(job_id, f"The job was deleted ({reason}).")
+    store.delete(job_id)
+    shutil.rmtree(config.job_dir(job_id), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

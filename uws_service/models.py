@@ -1,0 +1,170 @@
+"""Database tables of vocloud: users, API tokens and UWS jobs.
+
+Plain SQLAlchemy 2 declarative models with no Flask, so that the Celery
+side (``jobs/``) can use them.  Times are naive UTC ``datetime`` values;
+``phase_changed_at`` is an epoch float because the notifier compares it.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime stored in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Phase(enum.StrEnum):
+    """UWS 1.1 execution phases (section 2.1.3, "Execution Phase")."""
+
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    EXECUTING = "EXECUTING"
+    COMPLETED = "COMPLETED"
+    ERROR = "ERROR"
+    ABORTED = "ABORTED"
+    UNKNOWN = "UNKNOWN"
+    HELD = "HELD"
+    SUSPENDED = "SUSPENDED"
+    ARCHIVED = "ARCHIVED"
+
+
+#: Phases in which a job may still change by itself; WAIT blocks only here.
+ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.EXECUTING, Phase.HELD,
+                           Phase.SUSPENDED})
+#: Phases a job never leaves (except by destruction).
+FINAL_PHASES = frozenset({Phase.COMPLETED, Phase.ERROR, Phase.ABORTED, Phase.ARCHIVED})
+
+
+class User(Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user",
+                                                  cascade="all, delete-orphan")
+
+
+class ApiToken(Base):
+    """An API token ``vct_{id}_{secret}``; only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         nullable=False, index=True)
+    label: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    secret_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Job(Base):
+    """One UWS job; the database row is the truth about its state."""
+
+    __tablename__ = "job"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                          nullable=False)
+    run_id: Mapped[str | None] = mapped_column(String(255))
+    phase: Mapped[str] = mapped_column(String(16), nullable=False, default=Phase.PENDING)
+    creation_time: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    start_time: Mapped[datetime | None] = mapped_column(DateTime)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime)
+    execution_duration: Mapped[int] = mapped_column(Integer, nullable=False)
+    destruction: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    quote: Mapped[datetime | None] = mapped_column(DateTime)
+    queue: Mapped[str] = mapped_column(String(16), nullable=False)
+
+    error_type: Mapped[str | None] = mapped_column(String(16))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_detail: Mapped[str | None] = mapped_column(Text)
+
+    progress: Mapped[float | None] = mapped_column(Float)
+    progress_message: Mapped[str | None] = mapped_column(Text)
+
+    #: When the job was queued (phase set to QUEUED); orders the dispatcher.
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: When a run request was last handed to the broker, and how often.
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    dispatch_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: Lease of an executing job: who runs it and when it last said so.
+    lease_host: Mapped[str | None] = mapped_column(String(255))
+    lease_pid: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: Epoch seconds of the last phase change, read by the notifier's poll.
+    phase_changed_at: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+
+    owner: Mapped[User] = relationship(lazy="joined")
+    parameters: Mapped[list[JobParameter]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="JobParameter.position",
+        passive_deletes=True)
+    results: Mapped[list[JobResult]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="JobResult.position",
+        passive_deletes=True)
+
+    __table_args__ = (
+        Index("ix_job_owner_phase_creation", "owner_id", "phase", "creation_time"),
+        Index("ix_job_type_owner_creation", "job_type", "owner_id", "creation_time"),
+        Index("ix_job_phase_queued", "phase", "queued_at"),
+        Index("ix_job_phase_changed", "phase_changed_at"),
+        Index("ix_job_destruction", "destruction"),
+    )
+
+
+class JobParameter(Base):
+    __tablename__ = "job_parameter"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    value: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    is_post: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    by_reference: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+    job: Mapped[Job] = relationship(back_populates="parameters")
+
+
+class JobResult(Base):
+    """A result file of a job; ``path`` is relative to the job's folder."""
+
+    __tablename__ = "job_result"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    result_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mime_type: Mapped[str | None] = mapped_column(String(128))
+
+    job: Mapped[Job] = relationship(back_populates="results")

@@ -1,0 +1,58 @@
+"""VOSI ``/capabilities`` and ``/availability`` for the whole service (anonymous)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from flask import Blueprint, Response, current_app
+from sqlalchemy import text
+
+from jobs import registry
+from uws_service.config import Config
+from vo.vosi import (
+    VOSI_AVAILABILITY,
+    VOSI_CAPABILITIES,
+    Availability,
+    Capability,
+    Interface,
+    availability_to_xml,
+    capabilities_to_xml,
+)
+
+bp = Blueprint("vosi", __name__)
+
+
+def _services() -> object:
+    return current_app.extensions["vocloud"]
+
+
+@bp.get("/capabilities")
+def capabilities() -> Response:
+    config = cast(Config, current_app.extensions["vocloud"].config)
+    base = config.public_url
+    caps = [
+        Capability(VOSI_CAPABILITIES, [Interface(f"{base}/capabilities")]),
+        Capability(VOSI_AVAILABILITY, [Interface(f"{base}/availability")]),
+    ]
+    for name, registered in sorted(registry.job_types().items()):
+        caps.append(Capability(
+            None, [Interface(f"{base}/uws/{name}", role=None, version="1.1")],
+            description=f"UWS 1.1 job list for '{name}' jobs: {registered.job_type.title}. "
+                        f"Parameters: {base}/schemas/{name}.json"))
+    return Response(capabilities_to_xml(caps), mimetype="application/xml")
+
+
+@bp.get("/availability")
+def availability() -> Response:
+    services = current_app.extensions["vocloud"]
+    notes: list[str] = []
+    available = True
+    try:
+        with services.database.read() as session:
+            session.execute(text("SELECT 1"))
+        notes.append("database reachable")
+    except Exception as exc:  # the whole point is to report it
+        available = False
+        notes.append(f"database unreachable: {type(exc).__name__}")
+    doc = Availability(available=available, up_since=services.started_at, notes=notes)
+    return Response(availability_to_xml(doc), mimetype="application/xml")
