@@ -29,9 +29,10 @@ from jobs.errors import JobError
 from jobs.parameters import ParameterError, parse
 from uws_service.config import Config
 from uws_service.db import get_database
-from uws_service.models import Phase
+from uws_service.models import Phase, utcnow
 from uws_service.notify import get_notifier
 from uws_service.store import JobStore
+from vo.timefmt import format_time
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ KILL_GRACE = 1.5
 #: Seconds between two reads of the job's phase while it runs.
 WATCH_INTERVAL = 0.1
 _OUTCOME = ".outcome.json"
+#: File in the job folder with one line per execution of the job.
+EXECUTIONS_LOG = "executions.log"
 
 
 def make_store(config: Config) -> JobStore:
@@ -73,6 +76,9 @@ def run_job(job_id: str, config: Config) -> None:
                      execution_duration=job.execution_duration)
     ctx.results_dir  # noqa: B018 - creates the folder before the job starts
     (job_dir / _OUTCOME).unlink(missing_ok=True)
+    # One line per execution, for operators (and tests) to prove a job ran once.
+    with open(job_dir / EXECUTIONS_LOG, "a") as executions:
+        executions.write(f"{format_time(utcnow())} {socket.gethostname()} {os.getpid()}\n")
     _supervise(store, config, registered, params, ctx)
 
 
