@@ -39,14 +39,16 @@ def broker_settings(config: Config) -> dict[str, Any]:
         }
     folder = config.broker_dir / "queue"
     processed = config.broker_dir / "processed"
-    folder.mkdir(parents=True, exist_ok=True)
-    processed.mkdir(parents=True, exist_ok=True)
+    control = config.broker_dir / "control"
+    for path in (folder, processed, control):
+        path.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
         "broker_transport_options": {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(processed),
+            "control_folder": str(control),
             "store_processed": False,
             "polling_interval": 0.05,
         },
