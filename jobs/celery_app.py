@@ -84,7 +84,18 @@ def run_job(job_id: str) -> None:
     """Run one UWS job (the database decides whether it still needs running)."""
     from jobs.runner import run_job as _run
 
-    _run(job_id, Config.from_env())
+    _run(job_id, worker_config())
+
+
+_config: Config | None = None
+
+
+def worker_config() -> Config:
+    """The worker's configuration, read once per process."""
+    global _config
+    if _config is None:
+        _config = Config.from_env()
+    return _config
 
 
 def die_with_parent() -> None:

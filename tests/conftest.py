@@ -167,11 +167,11 @@ class LiveService:
         return account
 
     def start_worker(self, queues: str = "io", concurrency: int = 2) -> subprocess.Popen[bytes]:
-        log = open(self.home / f"worker-{len(self.workers)}.log", "ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uws_service.cli", "worker", "-Q", queues,
-             "--concurrency", str(concurrency)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.home / f"worker-{len(self.workers)}.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "uws_service.cli", "worker", "-Q", queues,
+                 "--concurrency", str(concurrency)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(process)
         return process
 
@@ -222,10 +222,10 @@ def start_service(home: Path, *, database_url: str | None = None,
         subprocess.run([sys.executable, "-m", "uws_service.cli", "db", "upgrade"], env=env,
                        check=True, capture_output=True, timeout=60)
     log_path = home / "serve.log"
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uws_service.cli", "serve", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uws_service.cli", "serve", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
     service = LiveService(url=url, home=home, env=env, process=process, log_path=log_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -27,7 +27,6 @@ from uws_service.models import (
     JobParameter,
     JobResult,
     Phase,
-    User,
     utcnow,
 )
 from uws_service.notify import Notifier
@@ -132,13 +131,13 @@ class JobStore:
 
     # Creating and editing -------------------------------------------------
 
-    def create(self, *, job_type: str, owner: User, queue: str,
+    def create(self, *, job_type: str, owner_id: int, queue: str,
                parameters: Iterable[ParameterValue], run_id: str | None,
                execution_duration: int, destruction: datetime,
                quote: datetime | None = None, job_id: str | None = None) -> Job:
         """Store a new PENDING job."""
         now = utcnow()
-        job = Job(id=job_id or new_job_id(), job_type=job_type, owner_id=owner.id,
+        job = Job(id=job_id or new_job_id(), job_type=job_type, owner_id=owner_id,
                   run_id=run_id, phase=Phase.PENDING, creation_time=now,
                   execution_duration=execution_duration, destruction=destruction,
                   quote=quote, queue=queue, phase_changed_at=time.time(), dispatch_count=0)

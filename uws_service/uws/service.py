@@ -148,7 +148,7 @@ class JobService:
         now = utcnow()
         execution_duration = self._execution_duration(control.execution_duration)
         destruction = self._destruction(control.destruction, now)
-        job = self.store.create(job_type=job_type, owner=principal,  # type: ignore[arg-type]
+        job = self.store.create(job_type=job_type, owner_id=principal.id,
                                 queue=registered.job_type.queue,
                                 parameters=values, run_id=control.run_id,
                                 execution_duration=execution_duration,
