@@ -29,10 +29,13 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"future": True}
+        # Request threads and blocking WAITs borrow connections only briefly,
+        # but there may be many of them at once.
+        kwargs.update(pool_size=10, max_overflow=40)
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
-            kwargs.update(pool_size=10, max_overflow=40, pool_pre_ping=True)
+            kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._configure_sqlite(self.engine)

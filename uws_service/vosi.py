@@ -22,10 +22,6 @@ from vo.vosi import (
 bp = Blueprint("vosi", __name__)
 
 
-def _services() -> object:
-    return current_app.extensions["vocloud"]
-
-
 @bp.get("/capabilities")
 def capabilities() -> Response:
     config = cast(Config, current_app.extensions["vocloud"].config)
@@ -54,5 +50,15 @@ def availability() -> Response:
     except Exception as exc:  # the whole point is to report it
         available = False
         notes.append(f"database unreachable: {type(exc).__name__}")
+    redis_url = services.config.redis_url
+    if redis_url:
+        try:
+            import redis
+
+            redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+            notes.append("broker reachable")
+        except Exception as exc:
+            available = False
+            notes.append(f"broker unreachable: {type(exc).__name__}")
     doc = Availability(available=available, up_since=services.started_at, notes=notes)
     return Response(availability_to_xml(doc), mimetype="application/xml")

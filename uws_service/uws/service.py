@@ -9,6 +9,7 @@ job) lives here.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from vo.timefmt import parse_time
 BLOCKING_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.EXECUTING})
 #: Phases a client may name in a job-list PHASE filter.
 LISTABLE_PHASES = frozenset(p.value for p in Phase)
+#: Characters XML 1.0 cannot carry (section 2.2, "Characters").
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 #: Longest time one blocking slice waits for a notification before re-reading.
 _WAIT_SLICE = 5.0
 
@@ -133,6 +136,8 @@ class JobService:
         """Create a job from a POST to the job list (UWS 1.1 section 2.2.3.1)."""
         registered = self.job_type(job_type)
         control = take_control(params)
+        if control.run_id is not None and _XML_INVALID.search(control.run_id):
+            raise UsageError("RUNID contains control characters that a UWS document cannot carry")
         if control.phase is not None and control.phase.upper() != "RUN":
             raise UsageError(f"PHASE={control.phase!r} cannot be given when creating a job; "
                              "only PHASE=RUN")
@@ -163,6 +168,10 @@ class JobService:
 
     @staticmethod
     def _job_parameters(params: RequestParams) -> list[ParameterValue]:
+        for name, value in params.items:
+            if _XML_INVALID.search(value) or _XML_INVALID.search(name):
+                raise UsageError(f"parameter '{name}' contains control characters that a "
+                                 "UWS document cannot carry")
         values = [ParameterValue(name, value, is_post=True) for name, value in params.items
                   if name not in RESERVED]
         for name, _upload in params.uploads:
