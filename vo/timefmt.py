@@ -15,7 +15,8 @@ def format_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat, not strftime("%Y"): strftime writes year 999 as "999", not "0999".
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:

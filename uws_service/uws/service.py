@@ -55,9 +55,12 @@ class JobControl:
 
 def take_control(params: RequestParams) -> JobControl:
     """Remove PHASE, RUNID, EXECUTIONDURATION, DESTRUCTION and from_job from ``params``."""
+    run_id = params.pop("runid")
+    if run_id is not None and len(run_id) > 255:  # the column's size (a 500 on PostgreSQL)
+        raise UsageError("RUNID: at most 255 characters")
     return JobControl(
         phase=params.pop("phase"),
-        run_id=params.pop("runid"),
+        run_id=run_id,
         execution_duration=params.pop("executionduration"),
         destruction=params.pop("destruction"),
         from_job=params.pop("from_job"),
@@ -117,6 +120,10 @@ class JobService:
                 after = parse_time(after_text)
             except ValueError as exc:
                 raise UsageError(f"AFTER: {exc}") from None
+            # creationTime is shown to the millisecond: compare at that resolution, so
+            # that AFTER=<a listed creationTime> does not list that job again.
+            after = after.replace(microsecond=after.microsecond // 1000 * 1000) + timedelta(
+                microseconds=999)
         last = None
         last_text = params.get("last")
         if last_text is not None:
@@ -126,6 +133,7 @@ class JobService:
                 last = 0
             if last <= 0:
                 raise UsageError(f"LAST={last_text!r}: must be an integer greater than 0")
+            last = min(last, 2**31 - 1)  # a larger LIMIT overflows the database's integer
         owner_id = None if principal.is_admin else principal.id
         return self.store.list_jobs(job_type=job_type, owner_id=owner_id, phases=phases,
                                after=after, last=last)
