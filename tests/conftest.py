@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -103,13 +104,44 @@ def config(tmp_path: Path) -> Config:
     return make_config(tmp_path / "home")
 
 
-@pytest.fixture
-def app(config: Config):  # type: ignore[no-untyped-def]
-    from uws_service.app import create_app
+@dataclass
+class Template:
+    """A migrated SQLite database with the test accounts, made once per session."""
+
+    database: Path
+    accounts: dict[str, Account]
+
+
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    # Migrating and hashing three passwords with argon2 costs about 0.5 s; do it once
+    # and give every test a copy of the resulting database file.
+    from uws_service.db import get_database
     from uws_service.migrations import upgrade
+    from uws_service.users import UserService
+
+    home = tmp_path_factory.mktemp("template")
+    config = make_config(home)
+    upgrade(config.database_url)
+    database = get_database(config.database_url)
+    users = UserService(database, config.secret_key)
+    accounts = {}
+    for name, admin in (("alice", False), ("bob", False), ("root", True)):
+        users.create_user(name, PASSWORD, admin=admin)
+        accounts[name] = Account(name, users.create_token(name, "tests"))
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.engine.dispose()
+    return Template(home / "vocloud.db", accounts)
+
+
+@pytest.fixture
+def app(config: Config, _template: Template):  # type: ignore[no-untyped-def]
+    """The application on a fresh copy of the template database (users alice, bob, root)."""
+    from uws_service.app import create_app
 
     config.home.mkdir(parents=True, exist_ok=True)
-    upgrade(config.database_url)
+    shutil.copyfile(_template.database, config.home / "vocloud.db")
     application = create_app(config)
     application.config["TESTING"] = True
     return application
@@ -121,14 +153,9 @@ def client(app):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def accounts(app) -> dict[str, Account]:  # type: ignore[no-untyped-def]
+def accounts(app, _template: Template) -> dict[str, Account]:  # type: ignore[no-untyped-def]
     """Users alice and bob, and the admin root, each with a token."""
-    users = app.extensions["vocloud"].users
-    result = {}
-    for name, admin in (("alice", False), ("bob", False), ("root", True)):
-        users.create_user(name, PASSWORD, admin=admin)
-        result[name] = Account(name, users.create_token(name, "tests"))
-    return result
+    return dict(_template.accounts)
 
 
 # Live processes -------------------------------------------------------------------
