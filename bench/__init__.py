@@ -1,0 +1,1 @@
+"""Benchmarks of vocloud against the targets named in issues; each prints ratios."""
