@@ -45,6 +45,8 @@ class JobContext:
     job_dir: Path
     execution_duration: int
     store: JobStore | None = None
+    #: Makes ``store`` on first use, so a job that reports nothing opens no connection.
+    store_factory: Callable[[], JobStore] | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("vocloud.job"))
 
     @property
@@ -57,6 +59,8 @@ class JobContext:
         """Report how far the job is (0 to 1) and what it is doing; shown in ``jobInfo``."""
         if fraction is not None:
             fraction = min(1.0, max(0.0, float(fraction)))
+        if self.store is None and self.store_factory is not None:
+            self.store = self.store_factory()
         if self.store is not None:
             self.store.set_progress(self.job_id, fraction, message)
 

@@ -106,9 +106,21 @@ def coerce(schema: Mapping[str, Any], raw: Iterable[tuple[str, str, bool]],
     return values
 
 
+_validators: dict[int, tuple[Mapping[str, Any], jsonschema.Draft202012Validator]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
+    # Schemas are loaded once per process; building a validator per request is not free.
+    cached = _validators.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = (schema, jsonschema.Draft202012Validator(schema))
+        _validators[id(schema)] = cached
+    return cached[1]
+
+
 def validate(schema: Mapping[str, Any], values: Mapping[str, Any]) -> None:
     """Check typed values against the schema; raise :class:`ParameterError` with the reason."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator(schema)
     errors = sorted(validator.iter_errors(dict(values)), key=lambda e: list(e.path))
     if errors:
         messages = []

@@ -92,7 +92,7 @@ class Config:
     start_workers: bool = True
     server_threads: int = 64
     #: Seconds a password check is cached (under an HMAC of the credentials).
-    auth_cache_seconds: float = 60.0
+    auth_cache_seconds: float = 30.0
     strict: bool = False
 
     @classmethod
@@ -118,7 +118,7 @@ class Config:
             "embedded_workers": parse_worker_spec(_env("WORKERS", "io:2,ml:1,spark:1") or ""),
             "start_workers": _env_bool("START_WORKERS", True),
             "server_threads": _env_int("SERVER_THREADS", 64),
-            "auth_cache_seconds": _env_float("AUTH_CACHE_SECONDS", 60.0),
+            "auth_cache_seconds": _env_float("AUTH_CACHE_SECONDS", 30.0),
             "strict": _env_bool("STRICT", False),
         }
         known = {f.name for f in fields(cls)}

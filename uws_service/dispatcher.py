@@ -118,7 +118,7 @@ class Dispatcher:
     def dispatch(self) -> int:
         """Send runnable QUEUED jobs to their queues, fairly between owners."""
         now = utcnow()
-        sent = 0
+        chosen: list[tuple[str, str]] = []
         with self.store.database.write(lock=DISPATCH_LOCK) as session:
             active = self.store.count_active_by_owner(session)
             rows = session.execute(
@@ -136,8 +136,7 @@ class Dispatcher:
                 # Sent before but never started: the request may have been lost.
                 delay = min(REDISPATCH_MAX, REDISPATCH_AFTER * 2 ** max(0, count - 1))
                 if dispatched_at < now - timedelta(seconds=delay):
-                    self._send(session, job_id, queue, count, now)
-                    sent += 1
+                    chosen.append((job_id, queue))
             # Round-robin: owners with fewer running jobs go first in each round.
             limit = self.config.user_concurrency
             owners = sorted(fresh, key=lambda o: active.get(o, 0))
@@ -146,21 +145,21 @@ class Dispatcher:
                 for owner_id in owners:
                     if active.get(owner_id, 0) >= limit or not fresh[owner_id]:
                         continue
-                    job_id, queue = fresh[owner_id].pop(0)
-                    self._send(session, job_id, queue, 0, now)
+                    chosen.append(fresh[owner_id].pop(0))
                     active[owner_id] = active.get(owner_id, 0) + 1
-                    sent += 1
                     if fresh[owner_id] and active[owner_id] < limit:
                         still.append(owner_id)
                 owners = still
-        return sent
-
-    def _send(self, session: object, job_id: str, queue: str, count: int,
-              now: object) -> None:
-        self.send(job_id, queue)
-        session.execute(  # type: ignore[attr-defined]
-            update(Job).where(Job.id == job_id)
-            .values(dispatched_at=now, dispatch_count=count + 1))
+            # Sent inside the transaction: a job is marked dispatched only if its
+            # request reached the broker (a worker that gets it early still finds
+            # the job QUEUED, which is all it checks).
+            for job_id, queue in chosen:
+                self.send(job_id, queue)
+            if chosen:
+                session.execute(
+                    update(Job).where(Job.id.in_([job_id for job_id, _ in chosen]))
+                    .values(dispatched_at=now, dispatch_count=Job.dispatch_count + 1))
+        return len(chosen)
 
     def redispatch_all(self) -> None:
         """Forget earlier sends of QUEUED jobs, so the next pass sends them again.

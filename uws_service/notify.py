@@ -144,10 +144,14 @@ class RedisNotifier(Notifier):
 
         self.redis_url = redis_url
         self._client: Any = redis.Redis.from_url(redis_url)
+        # Pub/sub ignores the database number: name the channel after it, so that
+        # installations sharing one Redis server do not hear each other.
+        db = self._client.connection_pool.connection_kwargs.get("db", 0)
+        self.channel = f"{CHANNEL}:{db}"
 
     def publish(self, job_id: str, phase: str) -> None:
         try:
-            self._client.publish(CHANNEL, f"{job_id} {phase}")
+            self._client.publish(self.channel, f"{job_id} {phase}")
         except Exception:  # the database is the truth; waiters re-read it anyway
             log.exception("could not publish a phase change")
             self.deliver(job_id, phase)
@@ -159,7 +163,7 @@ class RedisNotifier(Notifier):
             try:
                 client = redis.Redis.from_url(self.redis_url)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(self.channel)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is None:

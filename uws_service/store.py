@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from uws_service.db import Database
 from uws_service.models import (
@@ -91,11 +91,12 @@ class JobStore:
 
     def get(self, job_id: str, *, with_details: bool = True) -> Job | None:
         """The job, with its parameters and results loaded, or None."""
+        query = select(Job).where(Job.id == job_id)
+        if with_details:
+            # One round trip: the few parameter and result rows come joined.
+            query = query.options(joinedload(Job.parameters), joinedload(Job.results))
         with self.database.read() as session:
-            query = select(Job).where(Job.id == job_id)
-            if with_details:
-                query = query.options(selectinload(Job.parameters), selectinload(Job.results))
-            return session.scalars(query).first()
+            return session.scalars(query).unique().first()
 
     def phase(self, job_id: str) -> str | None:
         """Only the phase of a job (cheap; the running job's supervisor polls it)."""
@@ -134,23 +135,30 @@ class JobStore:
     def create(self, *, job_type: str, owner_id: int, queue: str,
                parameters: Iterable[ParameterValue], run_id: str | None,
                execution_duration: int, destruction: datetime,
-               quote: datetime | None = None, job_id: str | None = None) -> Job:
-        """Store a new PENDING job."""
+               quote: datetime | None = None, job_id: str | None = None,
+               queued: bool = False) -> Job:
+        """Store a new job: PENDING, or QUEUED at once when ``queued`` (PHASE=RUN).
+
+        The returned job has its parameters but not its owner loaded.
+        """
         now = utcnow()
+        phase = Phase.QUEUED if queued else Phase.PENDING
         job = Job(id=job_id or new_job_id(), job_type=job_type, owner_id=owner_id,
-                  run_id=run_id, phase=Phase.PENDING, creation_time=now,
+                  run_id=run_id, phase=str(phase), creation_time=now,
                   execution_duration=execution_duration, destruction=destruction,
-                  quote=quote, queue=queue, phase_changed_at=time.time(), dispatch_count=0)
+                  quote=quote, queue=queue, phase_changed_at=time.time(), dispatch_count=0,
+                  queued_at=now if queued else None)
         job.parameters = [
             JobParameter(position=i, name=p.name, value=p.value, is_post=p.is_post,
                          by_reference=p.by_reference)
             for i, p in enumerate(parameters)
         ]
+        job.results = []
         with self.database.write() as session:
             session.add(job)
-        created = self.get(job.id)
-        assert created is not None
-        return created
+        if queued:
+            self._announce(job.id, Phase.QUEUED)
+        return job
 
     def replace_parameters(self, job_id: str, parameters: Iterable[ParameterValue]) -> None:
         """Set parameters of a PENDING job (UWS 1.1 section 2.2.3.4)."""

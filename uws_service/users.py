@@ -144,9 +144,21 @@ class UserService:
     # Checking credentials -------------------------------------------------------
 
     def check_token(self, token: str) -> Principal | None:
+        """The token's user, or None for an unknown, wrong or revoked token.
+
+        A valid token is remembered for ``cache_seconds`` under an HMAC of
+        it: every pyvo request carries one, and two database reads per
+        request would be most of a small request's cost.  A revocation
+        takes effect at once in the process that made it, elsewhere within
+        ``cache_seconds``.
+        """
         match = _TOKEN_RE.match(token.strip())
         if match is None:
             return None
+        key = self._cache_key("token", token.strip())
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
         token_id, secret = int(match.group(1)), match.group(2)
         with self.database.read() as session:
             row = session.scalars(select(ApiToken).options(selectinload(ApiToken.user))
@@ -163,15 +175,14 @@ class UserService:
                 token_row = session.get(ApiToken, token_id)
                 if token_row is not None:
                     token_row.last_used_at = utcnow()
+        self._remember(key, principal)
         return principal
 
     def check_password(self, name: str, password: str) -> Principal | None:
-        key = hmac.new(self._key, f"{name}\0{password}".encode(), hashlib.sha256).hexdigest()
-        now = time.monotonic()
-        with self._cache_lock:
-            cached = self._cache.get(key)
-            if cached is not None and cached[1] > now:
-                return cached[0]
+        key = self._cache_key("password", f"{name}\0{password}")
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
         with self.database.read() as session:
             user = session.scalars(select(User).where(User.name == name)).first()
             if user is None or not user.password_hash:
@@ -182,10 +193,7 @@ class UserService:
             except (VerificationError, InvalidHashError):
                 return None
             principal = Principal(user.id, user.name, user.is_admin)
-        with self._cache_lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[key] = (principal, now + self._cache_seconds)
+        self._remember(key, principal)
         return principal
 
     def check_basic(self, name: str, secret: str) -> Principal | None:
@@ -196,6 +204,25 @@ class UserService:
                 return principal
             return None
         return self.check_password(name, secret)
+
+    # Cache of successful checks -------------------------------------------------
+
+    def _cache_key(self, kind: str, credentials: str) -> str:
+        return hmac.new(self._key, f"{kind}\0{credentials}".encode(),
+                        hashlib.sha256).hexdigest()
+
+    def _cached(self, key: str) -> Principal | None:
+        with self._cache_lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
+
+    def _remember(self, key: str, principal: Principal) -> None:
+        with self._cache_lock:
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[key] = (principal, time.monotonic() + self._cache_seconds)
 
     def _clear_cache(self) -> None:
         with self._cache_lock:

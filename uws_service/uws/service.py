@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from werkzeug.datastructures import FileStorage
@@ -92,9 +93,10 @@ class JobService:
             raise NotFound(f"no job type {name!r}; known: {known}")
         return registered
 
-    def get(self, principal: Principal, job_type: str, job_id: str) -> Job:
+    def get(self, principal: Principal, job_type: str, job_id: str, *,
+            with_details: bool = True) -> Job:
         """The job if ``principal`` may see it; 404 otherwise, telling nothing more."""
-        job = self.store.get(job_id)
+        job = self.store.get(job_id, with_details=with_details)
         if job is None or job.job_type != job_type or (
                 job.owner_id != principal.id and not principal.is_admin):
             raise NotFound(f"no job {job_id!r}")
@@ -157,22 +159,24 @@ class JobService:
                       for p in source.parameters if p.name not in given and not p.by_reference
                       ] + values
         upload_names = {name for name, _ in params.uploads}
-        self._validate(registered, values, upload_names)
+        typed = self._validate(registered, values, upload_names)
         now = utcnow()
         execution_duration = self._execution_duration(control.execution_duration)
         destruction = self._destruction(control.destruction, now)
+        # Without uploads a job posted with PHASE=RUN is stored QUEUED at once; uploaded
+        # files must be on disk before a worker may see the job.
+        queue_now = control.phase is not None and not params.uploads
         job = self.store.create(job_type=job_type, owner_id=principal.id,
                                 queue=registered.job_type.queue,
                                 parameters=values, run_id=control.run_id,
                                 execution_duration=execution_duration,
-                                destruction=destruction)
+                                destruction=destruction, queued=queue_now,
+                                quote=self._quote(registered, typed) if queue_now else None)
         if params.uploads:
             self._store_uploads(job, params.uploads)
-        if control.phase is not None:
-            self.run(job)
-        refreshed = self.store.get(job.id)
-        assert refreshed is not None
-        return refreshed
+            if control.phase is not None:
+                self.run(job)
+        return job
 
     @staticmethod
     def _job_parameters(params: RequestParams) -> list[ParameterValue]:
@@ -187,15 +191,16 @@ class JobService:
         return values
 
     def _validate(self, registered: registry.RegisteredJobType,
-                  values: Sequence[ParameterValue], uploads: set[str]) -> None:
+                  values: Sequence[ParameterValue], uploads: set[str]) -> dict[str, Any]:
+        """Check parameters against the job type's schema; the typed values on success."""
         # Uploaded values are only on disk later; check their names and the rest.
         properties = registered.schema.get("properties", {})
         for name in uploads:
             if name not in properties:
                 raise UsageError(f"unknown parameter '{name}' (uploaded file)")
         try:
-            parse(registered.schema,
-                  [(p.name, p.value, False) for p in values if not p.by_reference])
+            return parse(registered.schema,
+                         [(p.name, p.value, False) for p in values if not p.by_reference])
         except ParameterError as exc:
             raise UsageError(str(exc)) from None
 
@@ -252,18 +257,29 @@ class JobService:
             raise InvalidPhase(f"job {job.id} is {job.phase} and cannot be run again")
         quote = None
         registered = registry.get(job.job_type)
-        if registered is not None and registered.job_type.estimate is not None:
+        if registered is not None:
             try:
                 values = parse(registered.schema,
                                [(p.name, p.value, False) for p in job.parameters
                                 if not p.by_reference])
-                quote = utcnow() + timedelta(seconds=registered.job_type.estimate(values))
-            except Exception:
+                quote = self._quote(registered, values)
+            except ParameterError:
                 quote = None
         if not self.store.queue(job.id, quote=quote):
             current = self.store.phase(job.id)
             if current not in (Phase.QUEUED, Phase.EXECUTING):
                 raise InvalidPhase(f"job {job.id} is {current} and cannot be run")
+
+    @staticmethod
+    def _quote(registered: registry.RegisteredJobType,
+               values: dict[str, Any]) -> datetime | None:
+        """When the job would end if it started now (nil when the type cannot tell)."""
+        if registered.job_type.estimate is None:
+            return None
+        try:
+            return utcnow() + timedelta(seconds=float(registered.job_type.estimate(values)))
+        except Exception:  # an estimate is advice; it must never stop a job
+            return None
 
     def abort(self, job: Job) -> None:
         """PHASE=ABORT: stop the job; its results so far are kept."""
@@ -358,18 +374,17 @@ class JobService:
         Blocks only in PENDING, QUEUED or EXECUTING and, when ``phase`` is
         given, only while the job is in that phase (UWS 1.1 section 2.2.1.2).
         """
-        job = self.get(principal, job_type, job_id)
+        job = self.get(principal, job_type, job_id, with_details=False)
         if phase is not None and phase.upper() not in LISTABLE_PHASES:
             raise UsageError(f"PHASE={phase!r} is not a UWS phase")
-        if job.phase not in BLOCKING_PHASES or timeout <= 0:
-            return job
-        if phase is not None and job.phase != phase.upper():
-            return job
+        if (job.phase not in BLOCKING_PHASES or timeout <= 0
+                or (phase is not None and job.phase != phase.upper())):
+            return self.get(principal, job_type, job_id)
         notifier = self.store.notifier
         start_phase = job.phase
         deadline = time.monotonic() + timeout
         if notifier is None:
-            return job
+            return self.get(principal, job_type, job_id)
         event = notifier.register(job_id)
         try:
             current: str | None = self.store.phase(job_id)
