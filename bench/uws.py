@@ -32,7 +32,7 @@ Modes
   broker in a temporary ``VOCLOUD_HOME``, with the workers it starts itself
   (``io:2,ml:1,spark:1``); WAIT wakes from the notifier's database poll.
 * ``redis``: a fresh PostgreSQL database (``VOCLOUD_TEST_POSTGRES_URL``,
-  default 127.0.0.1:5432) and Redis db ``--redis-db`` (default 13, never 0)
+  default 127.0.0.1:5432) and Redis db ``--redis-db`` (default 14, never 0; the tests use 0 and 13)
   on the server of ``VOCLOUD_TEST_REDIS_URL`` (default 127.0.0.1:6379),
   flushed before and after; ``vocloud serve`` with
   ``VOCLOUD_START_WORKERS=0`` plus two ``vocloud worker -Q io
@@ -485,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wait-samples", type=int, default=30, help="WAIT wake-up samples")
     parser.add_argument("--user-concurrency", type=int, default=16,
                         help="VOCLOUD_USER_CONCURRENCY of the service")
-    parser.add_argument("--redis-db", type=int, default=13,
+    parser.add_argument("--redis-db", type=int, default=14,
                         help="Redis database number (not 0), flushed before and after")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary VOCLOUD_HOME (logs) afterwards")

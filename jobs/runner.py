@@ -54,11 +54,9 @@ def make_store(config: Config) -> JobStore:
 def run_job(job_id: str, config: Config) -> None:
     """Run ``job_id`` if it is still QUEUED; otherwise do nothing."""
     store = make_store(config)
-    if not store.start(job_id, socket.gethostname(), os.getpid()):
-        log.info("job %s is no longer queued; nothing to do", job_id)
-        return
-    job = store.get(job_id)
+    job = store.start(job_id, socket.gethostname(), os.getpid())
     if job is None:
+        log.info("job %s is no longer queued; nothing to do", job_id)
         return
     job_dir = config.job_dir(job_id)
     registered = registry.get(job.job_type)
@@ -133,9 +131,10 @@ def _supervise(store: JobStore, config: Config, registered: registry.RegisteredJ
         return
     results = collect_results(ctx.job_dir)
     if stop_reason == "timeout":
+        # Results first: a client woken by ABORTED must find them listed.
+        store.add_results(job_id, results)
         store.abort(job_id, f"The job exceeded its executionDuration of "
                             f"{ctx.execution_duration} s and was stopped.")
-        store.add_results(job_id, results)
         return
     if stop_reason == "aborted":
         store.add_results(job_id, results)
@@ -156,15 +155,14 @@ def _child(registered: registry.RegisteredJobType, params: dict[str, Any], ctx: 
     try:
         os.setpgid(0, 0)
         from jobs.celery_app import die_with_parent
-        from uws_service import db, notify
+        from uws_service import notify
 
         die_with_parent()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP,
                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        db.reset_after_fork()
-        notify.reset_after_fork()
-        ctx.store = make_store(config)
+        notify.reset_after_fork()  # get_database() itself replaces inherited engines
+        ctx.store_factory = lambda: make_store(config)
         try:
             registered.job_type.run(params, ctx)
             outcome: dict[str, Any] = {"status": "ok"}

@@ -91,7 +91,8 @@ def worker(queues: str, concurrency: int) -> None:
 
     name = f"vocloud-{'-'.join(wanted)}-{os.getpid()}@{socket.gethostname()}"
     app.worker_main(["worker", "-Q", ",".join(wanted), "--concurrency", str(concurrency),
-                     "--pool", "prefork", "-n", name, "--loglevel", "INFO",
+                     "--pool", "prefork", "-n", name,
+                     "--loglevel", logging.getLevelName(logging.getLogger().level),
                      "--without-gossip", "--without-mingle", "--without-heartbeat"])
 
 

@@ -228,11 +228,18 @@ class JobStore:
             values["quote"] = quote
         return self.transition(job_id, "queue", **values)
 
-    def start(self, job_id: str, host: str, pid: int) -> bool:
-        """QUEUED -> EXECUTING, taking the lease; False if someone else got it."""
+    def start(self, job_id: str, host: str, pid: int) -> Job | None:
+        """QUEUED -> EXECUTING, taking the lease: the job, or None if it is not QUEUED."""
         now = utcnow()
-        return self.transition(job_id, "start", start_time=now, heartbeat_at=now,
-                               lease_host=host, lease_pid=pid)
+        with self.database.write() as session:
+            if not self._transition(session, job_id, "start", start_time=now,
+                                    heartbeat_at=now, lease_host=host, lease_pid=pid):
+                return None
+            job = session.scalars(
+                select(Job).where(Job.id == job_id)
+                .options(joinedload(Job.parameters), joinedload(Job.results))).unique().one()
+        self._announce(job_id, Phase.EXECUTING)
+        return job
 
     def heartbeat(self, job_id: str, pid: int) -> bool:
         """Renew the lease; False if the job is no longer this process's."""

@@ -374,30 +374,32 @@ class JobService:
         Blocks only in PENDING, QUEUED or EXECUTING and, when ``phase`` is
         given, only while the job is in that phase (UWS 1.1 section 2.2.1.2).
         """
-        job = self.get(principal, job_type, job_id, with_details=False)
         if phase is not None and phase.upper() not in LISTABLE_PHASES:
             raise UsageError(f"PHASE={phase!r} is not a UWS phase")
-        if (job.phase not in BLOCKING_PHASES or timeout <= 0
-                or (phase is not None and job.phase != phase.upper())):
-            return self.get(principal, job_type, job_id)
         notifier = self.store.notifier
-        start_phase = job.phase
-        deadline = time.monotonic() + timeout
-        if notifier is None:
+        if notifier is None or timeout <= 0:
             return self.get(principal, job_type, job_id)
+        deadline = time.monotonic() + timeout
+        # Watch before reading, so that a change between the read and the wait
+        # still wakes this request.
         event = notifier.register(job_id)
         try:
-            current: str | None = self.store.phase(job_id)
-            while current == start_phase:
+            job = self.get(principal, job_type, job_id, with_details=False)
+            start_phase = job.phase
+            if (start_phase not in BLOCKING_PHASES
+                    or (phase is not None and start_phase != phase.upper())):
+                return self.get(principal, job_type, job_id)
+            while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    break
+                    return self.get(principal, job_type, job_id)
                 event.wait(min(remaining, _WAIT_SLICE))
                 event.clear()
-                current = self.store.phase(job_id)
+                job = self.get(principal, job_type, job_id)
+                if job.phase != start_phase:
+                    return job
         finally:
             notifier.unregister(job_id, event)
-        return self.get(principal, job_type, job_id)
 
     # Documents -----------------------------------------------------------------------
 
