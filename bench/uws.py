@@ -375,7 +375,7 @@ def redis_service(home: Path, user_concurrency: int, redis_db: int) -> Iterator[
         for _ in range(2):
             service.start_worker("io", 2)
         for i in range(len(service.workers)):
-            if not _wait_for_log(service.home / f"worker-{i}.log", " ready.", 90):
+            if not _wait_for_log(service.home / f"worker-{i}.log", " ready (queues", 90):
                 raise RuntimeError(f"worker {i} did not become ready")
         yield service
     finally:

@@ -12,19 +12,55 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import sys
+import time
+import uuid
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
 from kombu import Queue
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.json import dumps
 
 from uws_service.config import QUEUES, Config
 
 log = logging.getLogger(__name__)
 
 RUN_JOB = "vocloud.run_job"
+
+
+class _AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel, but a message file appears only once it is complete.
+
+    kombu writes each message in place under its final ``*.msg`` name, so a
+    consumer polling the folder may move and read it while it is still
+    empty; the JSONDecodeError then stops the whole worker ("Unrecoverable
+    error"), with the jobs it runs.  Here the message is written under a
+    name consumers ignore and renamed into place.
+    """
+
+    # kombu names the argument "payload" here and "message" in its base class.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = final + ".part"
+        try:
+            with open(partial, "wb") as f:
+                f.write(dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise ChannelError(
+                f"Cannot add file {final!r} to directory") from exc
+
+
+class AtomicFilesystemTransport(filesystem.Transport):
+    """The ``filesystem://`` transport with :class:`_AtomicFilesystemChannel`."""
+
+    Channel = _AtomicFilesystemChannel
 
 
 def broker_settings(config: Config) -> dict[str, Any]:
@@ -44,6 +80,7 @@ def broker_settings(config: Config) -> dict[str, Any]:
         path.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
+        "broker_transport": f"{__name__}:AtomicFilesystemTransport",
         "broker_transport_options": {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),

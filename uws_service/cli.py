@@ -88,6 +88,8 @@ def worker(queues: str, concurrency: int) -> None:
         # are gone: have every queued job sent again.
         store = JobStore(get_database(config.database_url))
         Dispatcher(config, store, celery_sender()).redispatch_all()
+        click.echo(f"vocloud: worker {name} ready (queues {', '.join(wanted)}, "
+                   f"concurrency {concurrency})")
 
     name = f"vocloud-{'-'.join(wanted)}-{os.getpid()}@{socket.gethostname()}"
     app.worker_main(["worker", "-Q", ",".join(wanted), "--concurrency", str(concurrency),
