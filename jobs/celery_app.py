@@ -11,6 +11,7 @@ dispatcher.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -151,6 +152,10 @@ def _on_worker_process_init(**_: Any) -> None:
 
     db.reset_after_fork()
     notify.reset_after_fork()
+    # Objects imported so far live as long as the process: keeping them out of
+    # the collector's scans spares the copy-on-write faults that each job's
+    # fork() would otherwise cause.
+    gc.freeze()
     # A pool process that outlives its worker would keep running jobs that
     # the reaper has already declared lost.
     die_with_parent()

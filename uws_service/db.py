@@ -29,9 +29,10 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"future": True}
-        # Request threads and blocking WAITs borrow connections only briefly,
-        # but there may be many of them at once.
-        kwargs.update(pool_size=10, max_overflow=40)
+        # Request threads and blocking WAITs borrow connections only briefly, but
+        # many at once; connections beyond pool_size are closed on return, and a
+        # new PostgreSQL connection costs a server process.
+        kwargs.update(pool_size=30, max_overflow=40)
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:

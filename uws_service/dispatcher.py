@@ -40,6 +40,9 @@ DISPATCH_LOCK = "vocloud-dispatch"
 REDISPATCH_AFTER = 30.0
 REDISPATCH_MAX = 600.0
 
+#: Shortest time between two dispatcher passes, seconds.
+MIN_PASS_INTERVAL = 0.02
+
 SendJob = Callable[[str, str], None]
 
 
@@ -91,11 +94,18 @@ class Dispatcher:
             self._wake.set()
 
     def _loop(self) -> None:
+        last_pass = 0.0
         while not self._stop.is_set():
             self._wake.wait(self.config.dispatch_interval)
+            # Under load every job wakes the loop twice; passes at most every
+            # MIN_PASS_INTERVAL serve all the jobs that arrived meanwhile.
+            pause = MIN_PASS_INTERVAL - (time.monotonic() - last_pass)
+            if pause > 0:
+                self._stop.wait(pause)
             self._wake.clear()
             if self._stop.is_set():
                 break
+            last_pass = time.monotonic()
             try:
                 self.run_once()
             except Exception:

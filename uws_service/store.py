@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from uws_service.db import Database
@@ -139,23 +139,27 @@ class JobStore:
                queued: bool = False) -> Job:
         """Store a new job: PENDING, or QUEUED at once when ``queued`` (PHASE=RUN).
 
-        The returned job has its parameters but not its owner loaded.
+        The returned job is not attached to a session; it has its parameters
+        but not its owner.
         """
         now = utcnow()
         phase = Phase.QUEUED if queued else Phase.PENDING
-        job = Job(id=job_id or new_job_id(), job_type=job_type, owner_id=owner_id,
-                  run_id=run_id, phase=str(phase), creation_time=now,
-                  execution_duration=execution_duration, destruction=destruction,
-                  quote=quote, queue=queue, phase_changed_at=time.time(), dispatch_count=0,
-                  queued_at=now if queued else None)
-        job.parameters = [
-            JobParameter(position=i, name=p.name, value=p.value, is_post=p.is_post,
-                         by_reference=p.by_reference)
-            for i, p in enumerate(parameters)
-        ]
-        job.results = []
+        columns = {"id": job_id or new_job_id(), "job_type": job_type, "owner_id": owner_id,
+                   "run_id": run_id, "phase": str(phase), "creation_time": now,
+                   "execution_duration": execution_duration, "destruction": destruction,
+                   "quote": quote, "queue": queue, "phase_changed_at": time.time(),
+                   "dispatch_count": 0, "queued_at": now if queued else None}
+        rows = [{"job_id": columns["id"], "position": i, "name": p.name, "value": p.value,
+                 "is_post": p.is_post, "by_reference": p.by_reference}
+                for i, p in enumerate(parameters)]
+        # Plain INSERTs: the ORM's unit of work costs several times more per job.
         with self.database.write() as session:
-            session.add(job)
+            session.execute(insert(Job), [columns])
+            if rows:
+                session.execute(insert(JobParameter), rows)
+        job = Job(**columns)
+        job.parameters = [JobParameter(**row) for row in rows]
+        job.results = []
         if queued:
             self._announce(job.id, Phase.QUEUED)
         return job
