@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from uws_service.config import Config
 from uws_service.models import Job, Phase, utcnow
@@ -129,26 +129,36 @@ class Dispatcher:
         """Send runnable QUEUED jobs to their queues, fairly between owners."""
         now = utcnow()
         chosen: list[tuple[str, str]] = []
+        limit = self.config.user_concurrency
         with self.store.database.write(lock=DISPATCH_LOCK) as session:
             active = self.store.count_active_by_owner(session)
-            rows = session.execute(
-                select(Job.id, Job.owner_id, Job.queue, Job.dispatched_at, Job.dispatch_count)
+            # Sent before but never started: the request may have been lost.
+            resend = session.execute(
+                select(Job.id, Job.queue, Job.dispatched_at, Job.dispatch_count)
                 .where(Job.phase == Phase.QUEUED,
-                       or_(Job.dispatched_at.is_(None),
-                           Job.dispatched_at < now - timedelta(seconds=REDISPATCH_AFTER)))
-                .order_by(Job.queued_at, Job.id)
-                .limit(2000)).all()
-            fresh: dict[int, list[tuple[str, str]]] = {}
-            for job_id, owner_id, queue, dispatched_at, count in rows:
-                if dispatched_at is None:
-                    fresh.setdefault(owner_id, []).append((job_id, queue))
-                    continue
-                # Sent before but never started: the request may have been lost.
+                       Job.dispatched_at < now - timedelta(seconds=REDISPATCH_AFTER))
+                .order_by(Job.dispatched_at).limit(500)).all()
+            for job_id, queue, dispatched_at, count in resend:
                 delay = min(REDISPATCH_MAX, REDISPATCH_AFTER * 2 ** max(0, count - 1))
                 if dispatched_at < now - timedelta(seconds=delay):
                     chosen.append((job_id, queue))
+            # Candidates are read per owner, up to that owner's free slots, so
+            # that one user's long backlog never hides another user's job.
+            waiting = session.execute(
+                select(Job.owner_id).where(Job.phase == Phase.QUEUED,
+                                           Job.dispatched_at.is_(None))
+                .group_by(Job.owner_id)).scalars().all()
+            fresh: dict[int, list[tuple[str, str]]] = {}
+            for owner_id in waiting:
+                free = limit - active.get(owner_id, 0)
+                if free <= 0:
+                    continue
+                fresh[owner_id] = [(job_id, queue) for job_id, queue in session.execute(
+                    select(Job.id, Job.queue)
+                    .where(Job.phase == Phase.QUEUED, Job.dispatched_at.is_(None),
+                           Job.owner_id == owner_id)
+                    .order_by(Job.queued_at, Job.id).limit(free)).all()]
             # Round-robin: owners with fewer running jobs go first in each round.
-            limit = self.config.user_concurrency
             owners = sorted(fresh, key=lambda o: active.get(o, 0))
             while owners:
                 still: list[int] = []
