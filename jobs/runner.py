@@ -20,8 +20,9 @@ import signal
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jobs import registry
 from jobs.base import JobContext, collect_results
@@ -35,6 +36,7 @@ from uws_service.store import JobStore
 from vo.timefmt import format_time
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Seconds between SIGTERM and SIGKILL when a job is stopped.
 KILL_GRACE = 1.5
@@ -93,9 +95,11 @@ def _supervise(store: JobStore, config: Config, registered: registry.RegisteredJ
         pass
     pidfd = _pidfd(pid)
     stop_reason: str | None = None
-    deleted = False
     status = None
     next_heartbeat = time.monotonic() + config.heartbeat_interval
+    # When the database last answered: without it the lease cannot be renewed,
+    # and once the reaper may have given the job up, the job must stop.
+    last_contact = time.monotonic()
     try:
         while True:
             status = _reap(pid)
@@ -105,20 +109,32 @@ def _supervise(store: JobStore, config: Config, registered: registry.RegisteredJ
             status = _reap(pid)
             if status is not None:
                 break
-            phase = store.phase(job_id)
-            if phase is None:
-                deleted, stop_reason = True, "deleted"
-            elif phase != Phase.EXECUTING:
-                stop_reason = "aborted"
-            elif time.monotonic() - started > ctx.execution_duration:
+            if time.monotonic() - started > ctx.execution_duration:
                 stop_reason = "timeout"
-            if stop_reason:
-                status = _kill_group(pid)
                 break
-            if time.monotonic() >= next_heartbeat:
-                store.heartbeat(job_id, os.getpid())
-                next_heartbeat = time.monotonic() + config.heartbeat_interval
+            try:
+                phase = store.phase(job_id)
+                if phase is not None and time.monotonic() >= next_heartbeat:
+                    store.heartbeat(job_id, os.getpid())
+                    next_heartbeat = time.monotonic() + config.heartbeat_interval
+                last_contact = time.monotonic()
+            except Exception:
+                log.exception("job %s: the database did not answer", job_id)
+                if time.monotonic() - last_contact > config.lease_timeout:
+                    stop_reason = "lost"
+                    break
+                continue
+            if phase is None:
+                stop_reason = "deleted"
+                break
+            if phase != Phase.EXECUTING:
+                stop_reason = "aborted"
+                break
     finally:
+        if status is None:
+            status = _kill_group(pid)
+        else:
+            _kill_leftovers(pid)
         if pidfd is not None:
             os.close(pidfd)
     if stop_reason and registered.job_type.cancel is not None:
@@ -126,27 +142,58 @@ def _supervise(store: JobStore, config: Config, registered: registry.RegisteredJ
             registered.job_type.cancel(ctx)
         except Exception:
             log.exception("cancel() of job %s failed", job_id)
-    if deleted:
-        shutil.rmtree(ctx.job_dir, ignore_errors=True)
+    _record_outcome(store, config, ctx, stop_reason, status)
+
+
+def _record_outcome(store: JobStore, config: Config, ctx: JobContext,
+                    stop_reason: str | None, status: int | None) -> None:
+    """Write what became of the job, retrying while the database is away."""
+    job_id = ctx.job_id
+    if stop_reason in ("deleted", "lost"):
+        if stop_reason == "deleted":
+            shutil.rmtree(ctx.job_dir, ignore_errors=True)
         return
     results = collect_results(ctx.job_dir)
     if stop_reason == "timeout":
         # Results first: a client woken by ABORTED must find them listed.
-        store.add_results(job_id, results)
-        store.abort(job_id, f"The job exceeded its executionDuration of "
-                            f"{ctx.execution_duration} s and was stopped.")
+        _retry(config, lambda: store.add_results(job_id, results))
+        _retry(config, lambda: store.abort(
+            job_id, f"The job exceeded its executionDuration of {ctx.execution_duration} s "
+                    "and was stopped."))
+    elif stop_reason is None:
+        outcome = _read_outcome(ctx.job_dir)
+        if outcome is None:
+            changed = _retry(config, lambda: store.fail(job_id, _describe_death(status),
+                                                        results=results))
+        elif outcome["status"] == "ok":
+            changed = _retry(config, lambda: store.complete(job_id, results))
+        else:
+            changed = _retry(config, lambda: store.fail(
+                job_id, outcome["message"], detail=outcome.get("detail"),
+                error_type=outcome.get("type", "fatal"), results=results))
+        if changed:
+            return
+    # The job was aborted (or ended otherwise) meanwhile: keep what it wrote,
+    # unless it was deleted, in which case its folder goes.
+    if _retry(config, lambda: store.phase(job_id)) is None:
+        shutil.rmtree(ctx.job_dir, ignore_errors=True)
         return
-    if stop_reason == "aborted":
-        store.add_results(job_id, results)
-        return
-    outcome = _read_outcome(ctx.job_dir)
-    if outcome is None:
-        store.fail(job_id, _describe_death(status), results=results)
-    elif outcome["status"] == "ok":
-        store.complete(job_id, results)
-    else:
-        store.fail(job_id, outcome["message"], detail=outcome.get("detail"),
-                   error_type=outcome.get("type", "fatal"), results=results)
+    _retry(config, lambda: store.add_results(job_id, results))
+
+
+def _retry(config: Config, action: Callable[[], T]) -> T | None:
+    """Run a database action, retrying for up to ``lease_timeout`` seconds."""
+    deadline = time.monotonic() + config.lease_timeout
+    delay = 0.2
+    while True:
+        try:
+            return action()
+        except Exception:
+            if time.monotonic() > deadline:
+                log.exception("giving up on a database write")
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _child(registered: registry.RegisteredJobType, params: dict[str, Any], ctx: JobContext,
@@ -222,6 +269,14 @@ def _reap(pid: int) -> int | None:
     except ChildProcessError:
         return 0
     return status if done else None
+
+
+def _kill_leftovers(pid: int) -> None:
+    """SIGKILL what the job started and left running after it ended."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _kill_group(pid: int) -> int | None:

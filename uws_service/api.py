@@ -15,7 +15,7 @@ from uws_service.auth import (
     login_required,
     require_principal,
 )
-from uws_service.errors import AuthenticationRequired, NotFound, ServiceError, render_json
+from uws_service.errors import LoginFailed, NotFound, ServiceError, render_json
 from uws_service.users import UserService
 from vo.timefmt import format_time
 
@@ -71,7 +71,7 @@ def login() -> Response:
     password = str(body.get("password") or "")
     principal = _users().check_password(name, password)
     if principal is None:
-        raise AuthenticationRequired("wrong user name or password")
+        raise LoginFailed("wrong user name or password")
     log_in(principal)
     return jsonify({"user": principal.name, "admin": principal.is_admin,
                     "csrfToken": csrf_token()})

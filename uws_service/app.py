@@ -69,6 +69,11 @@ def create_app(config: Config | None = None) -> Flask:
     def _authenticate() -> None:
         authenticate_request()
 
+    @app.after_request
+    def _no_sniffing(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> Response:
         return render_text(error)

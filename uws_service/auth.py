@@ -3,8 +3,11 @@
 Every request is authenticated once, before its view runs; views declare
 what they need with :func:`login_required`.  Requests authenticated by the
 session cookie that change something must carry the session's CSRF token
-(header ``X-CSRF-Token`` or form field ``csrf_token``); Basic and Bearer
-requests need none, since a browser never adds those by itself.
+(header ``X-CSRF-Token`` or form field ``csrf_token``).  Browsers also
+resend HTTP Basic credentials by themselves once a user has typed them, so
+every authenticated request that changes something is refused when the
+browser says it comes from another site (``Origin`` or ``Sec-Fetch-Site``);
+pyvo, TOPCAT and curl send neither header.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import current_app, g, request, session
 
@@ -73,8 +77,10 @@ def require_principal() -> Principal:
     principal = current_principal()
     if principal is None:
         raise AuthenticationRequired("authentication required")
-    if g.get("via_cookie") and request.method not in _SAFE_METHODS:
-        check_csrf()
+    if request.method not in _SAFE_METHODS:
+        check_same_site()
+        if g.get("via_cookie"):
+            check_csrf()
     return principal
 
 
@@ -94,6 +100,18 @@ def csrf_token() -> str:
         token = secrets.token_urlsafe(32)
         session["csrf_token"] = token
     return str(token)
+
+
+def check_same_site() -> None:
+    """Refuse a state-changing request a browser made on behalf of another site."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise PermissionDenied("cross-site request refused")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    public = urlsplit(current_app.extensions["vocloud"].config.public_url)
+    if origin.rstrip("/") != f"{public.scheme}://{public.netloc}":
+        raise PermissionDenied(f"request from another site ({origin}) refused")
 
 
 def check_csrf() -> None:

@@ -140,7 +140,7 @@ class Dispatcher:
                 .order_by(Job.dispatched_at).limit(500)).all()
             for job_id, queue, dispatched_at, count in resend:
                 delay = min(REDISPATCH_MAX, REDISPATCH_AFTER * 2 ** max(0, count - 1))
-                if dispatched_at < now - timedelta(seconds=delay):
+                if dispatched_at is not None and dispatched_at < now - timedelta(seconds=delay):
                     chosen.append((job_id, queue))
             # Candidates are read per owner, up to that owner's free slots, so
             # that one user's long backlog never hides another user's job.
@@ -228,12 +228,13 @@ class Dispatcher:
 
 
 def destroy_job(store: JobStore, config: Config, job_id: str, reason: str) -> None:
-    """Stop the job if it runs, then remove it and its files.
+    """Remove the job and its files; a running job is stopped.
 
-    A running job's supervisor notices that the row is gone and kills the
-    job's process group; the files are removed here and again by it.
+    A running job's supervisor notices that the row is gone, kills the job's
+    process group and removes the folder again (the job may have written to
+    it meanwhile).
     """
-    store.abort(job_id, f"The job was deleted ({reason}).")
+    log.info("destroying job %s: %s", job_id, reason)
     store.delete(job_id)
     shutil.rmtree(config.job_dir(job_id), ignore_errors=True)
 

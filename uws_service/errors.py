@@ -39,6 +39,13 @@ class AuthenticationRequired(ServiceError):
     code = "AuthenticationError"
 
 
+class LoginFailed(ServiceError):
+    """Wrong name or password at the portal's log-in (401, but no Basic challenge)."""
+
+    status = 401
+    code = "AuthenticationError"
+
+
 class PermissionDenied(ServiceError):
     status = 403
     code = "AuthorizationError"

@@ -53,6 +53,8 @@ def read_params(*, include_body: bool = True) -> RequestParams:
         params.items.append((key.lower(), value))
     if include_body and request.method in ("POST", "PUT"):
         for key, value in request.form.items(multi=True):
+            if key == "csrf_token":  # the portal's, checked by auth; never a parameter
+                continue
             params.items.append((key.lower(), value))
         for key, upload in request.files.items(multi=True):
             params.uploads.append((key.lower(), upload))

@@ -168,7 +168,8 @@ class JobStore:
         """Set parameters of a PENDING job (UWS 1.1 section 2.2.3.4)."""
         new = list(parameters)
         with self.database.write() as session:
-            job = session.get(Job, job_id)
+            # Locked, so that a PHASE=RUN cannot slip between the check and the write.
+            job = session.get(Job, job_id, with_for_update=True)
             if job is None:
                 raise KeyError(job_id)
             if job.phase != Phase.PENDING:
@@ -291,9 +292,10 @@ class JobStore:
                                error_message=reason)
 
     def add_results(self, job_id: str, results: Sequence[ResultFile]) -> None:
-        """Keep results written by a job that was stopped (ABORTED)."""
+        """Keep results written by a job that was stopped (ABORTED); nothing if it is gone."""
         with self.database.write() as session:
-            self._add_results(session, job_id, results)
+            if session.scalar(select(Job.id).where(Job.id == job_id)) is not None:
+                self._add_results(session, job_id, results)
 
     @staticmethod
     def _add_results(session: Session, job_id: str, results: Sequence[ResultFile]) -> None:

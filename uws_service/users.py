@@ -25,7 +25,7 @@ from uws_service.db import Database
 from uws_service.models import ApiToken, User, utcnow
 
 TOKEN_PREFIX = "vct_"
-_TOKEN_RE = re.compile(r"^vct_(\d+)_([A-Za-z0-9_-]{20,})$")
+_TOKEN_RE = re.compile(r"^vct_(\d{1,18})_([A-Za-z0-9_-]{20,200})$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _hasher = PasswordHasher()
 

@@ -41,5 +41,8 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"{text!r} is not an ISO 8601 timestamp "
                          "(expected e.g. 2026-11-26T12:00:00Z)") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(f"{text!r} is outside the range of dates") from None
     return parsed

@@ -10,6 +10,7 @@ schema keeps it optional).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -104,6 +105,19 @@ class ShortJobDescription:
 # XML ------------------------------------------------------------------------
 
 
+#: Characters XML 1.0 cannot carry (section 2.2, "Characters").
+XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with characters XML cannot carry replaced by U+FFFD.
+
+    Messages and file names written by jobs (a subprocess's coloured
+    output, say) must never make a job document unwritable.
+    """
+    return XML_INVALID.sub("\ufffd", text)
+
+
 def _text(parent: etree._Element, name: str, value: str | None, *,
           nillable: bool = False) -> None:
     if value is None and not nillable:
@@ -112,27 +126,27 @@ def _text(parent: etree._Element, name: str, value: str | None, *,
     if value is None:
         element.set(_NIL, "true")
     else:
-        element.text = value
+        element.text = xml_safe(value)
 
 
 def _parameters_element(parameters: list[Parameter]) -> etree._Element:
     element = etree.Element(_U + "parameters", nsmap=NSMAP)
     for p in parameters:
-        child = etree.SubElement(element, _U + "parameter", id=p.id)
+        child = etree.SubElement(element, _U + "parameter", id=xml_safe(p.id))
         if p.by_reference:
             child.set("byReference", "true")
         if p.is_post:
             child.set("isPost", "true")
-        child.text = p.value
+        child.text = xml_safe(p.value)
     return element
 
 
 def _results_element(results: list[ResultReference]) -> etree._Element:
     element = etree.Element(_U + "results", nsmap=NSMAP)
     for r in results:
-        child = etree.SubElement(element, _U + "result", id=r.id)
+        child = etree.SubElement(element, _U + "result", id=xml_safe(r.id))
         child.set(_TYPE, "simple")
-        child.set(_HREF, r.href)
+        child.set(_HREF, xml_safe(r.href))
         if r.size is not None:
             child.set("size", str(r.size))
         if r.mime_type:
@@ -173,7 +187,7 @@ def job_element(job: JobSummary) -> etree._Element:
         if job.job_info.progress_message:
             message = etree.SubElement(info, f"{{{VOCLOUD_NS}}}message",
                                        nsmap={"vc": VOCLOUD_NS})
-            message.text = job.job_info.progress_message
+            message.text = xml_safe(job.job_info.progress_message)
     return root
 
 

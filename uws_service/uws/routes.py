@@ -72,6 +72,12 @@ def see_other(url: str) -> Response:
     return Response("", status=303, headers={"Location": url}, mimetype="text/plain")
 
 
+def _sandboxed(response: Response) -> Response:
+    """A file a job wrote may be HTML or SVG: never let it script this origin."""
+    response.headers["Content-Security-Policy"] = "sandbox"
+    return response
+
+
 def make_blueprint(mount: UWSMount) -> Blueprint:
     """A blueprint serving the UWS job list(s) of ``mount``."""
     bp = Blueprint(mount.name, __name__, url_prefix=mount.url_prefix)
@@ -222,7 +228,8 @@ def make_blueprint(mount: UWSMount) -> Blueprint:
     @route("/<job_id>/parameters/<name>", methods=["GET"])
     def get_uploaded_parameter(job_type: str, job_id: str, name: str) -> Response:
         path = _service().upload_path(load(job_type, job_id), name.lower())
-        return send_file(path, mimetype="application/octet-stream", conditional=True)
+        return _sandboxed(send_file(path, mimetype="application/octet-stream",
+                                    conditional=True))
 
     @route("/<job_id>/results", methods=["GET"])
     def get_results(job_type: str, job_id: str) -> Response:
@@ -235,7 +242,7 @@ def make_blueprint(mount: UWSMount) -> Blueprint:
     @route("/<job_id>/results/<path:result_id>", methods=["GET"])
     def get_result(job_type: str, job_id: str, result_id: str) -> Response:
         path, mime_type = _service().result_path(load(job_type, job_id), result_id)
-        return send_file(path, mimetype=mime_type or "application/octet-stream",
-                         conditional=True, etag=True)
+        return _sandboxed(send_file(path, mimetype=mime_type or "application/octet-stream",
+                                    conditional=True, etag=True))
 
     return bp

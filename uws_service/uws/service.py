@@ -9,7 +9,7 @@ job) lives here.
 from __future__ import annotations
 
 import math
-import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,18 +27,18 @@ from uws_service.config import Config
 from uws_service.dispatcher import destroy_job
 from uws_service.errors import InvalidPhase, NotFound, UsageError
 from uws_service.models import Job, Phase, utcnow
+from uws_service.notify import Notifier
 from uws_service.params import RequestParams
-from uws_service.store import JobStore, ParameterValue
+from uws_service.store import InvalidPhaseError, JobStore, ParameterValue
 from uws_service.users import Principal
 from vo import uws_xml
 from vo.timefmt import parse_time
+from vo.uws_xml import XML_INVALID
 
 #: WAIT blocks only in these phases (UWS 1.1 section 2.2.1.2, "Blocking Behaviour").
 BLOCKING_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.EXECUTING})
 #: Phases a client may name in a job-list PHASE filter.
 LISTABLE_PHASES = frozenset(p.value for p in Phase)
-#: Characters XML 1.0 cannot carry (section 2.2, "Characters").
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 #: Longest time one blocking slice waits for a notification before re-reading.
 _WAIT_SLICE = 5.0
 
@@ -82,6 +82,9 @@ class JobService:
     def __init__(self, config: Config, store: JobStore) -> None:
         self.config = config
         self.store = store
+        # Each blocking WAIT holds a request thread; keep a quarter of them for
+        # everything else (UWS 1.1 section 2.2.1.2 lets a server return early).
+        self._wait_slots = threading.BoundedSemaphore(max(1, config.server_threads * 3 // 4))
 
     # Access -------------------------------------------------------------------
 
@@ -146,7 +149,7 @@ class JobService:
         """Create a job from a POST to the job list (UWS 1.1 section 2.2.3.1)."""
         registered = self.job_type(job_type)
         control = take_control(params)
-        if control.run_id is not None and _XML_INVALID.search(control.run_id):
+        if control.run_id is not None and XML_INVALID.search(control.run_id):
             raise UsageError("RUNID contains control characters that a UWS document cannot carry")
         if control.phase is not None and control.phase.upper() != "RUN":
             raise UsageError(f"PHASE={control.phase!r} cannot be given when creating a job; "
@@ -181,7 +184,7 @@ class JobService:
     @staticmethod
     def _job_parameters(params: RequestParams) -> list[ParameterValue]:
         for name, value in params.items:
-            if _XML_INVALID.search(value) or _XML_INVALID.search(name):
+            if XML_INVALID.search(value) or XML_INVALID.search(name):
                 raise UsageError(f"parameter '{name}' contains control characters that a "
                                  "UWS document cannot carry")
         values = [ParameterValue(name, value, is_post=True) for name, value in params.items
@@ -311,7 +314,7 @@ class JobService:
         seconds = self._execution_duration(value)
         try:
             self.store.set_execution_duration(job.id, seconds)
-        except Exception as exc:
+        except InvalidPhaseError as exc:
             raise InvalidPhase(str(exc)) from None
 
     def set_destruction(self, job: Job, value: str | None) -> None:
@@ -321,21 +324,23 @@ class JobService:
 
     def update_parameters(self, job: Job, params: RequestParams) -> None:
         """POST to the parameters of a PENDING job (UWS 1.1 section 2.1.11)."""
+        new = self._job_parameters(params)
+        if not new:
+            return
         if job.phase != Phase.PENDING:
             raise InvalidPhase(f"job {job.id} is {job.phase}; parameters can only be changed "
                                "while it is PENDING")
         registered = self.job_type(job.job_type)
-        new = self._job_parameters(params)
-        if not new:
-            return
         new_names = {p.name for p in new}
         merged = [ParameterValue(p.name, p.value, p.is_post, p.by_reference)
                   for p in job.parameters if p.name not in new_names] + new
         self._validate(registered, merged, {name for name, _ in params.uploads})
         try:
             self.store.replace_parameters(job.id, new)
-        except Exception as exc:
+        except InvalidPhaseError as exc:
             raise InvalidPhase(str(exc)) from None
+        except KeyError:
+            raise NotFound(f"no job {job.id!r}") from None
         if params.uploads:
             self._store_uploads(job, params.uploads)
 
@@ -379,6 +384,15 @@ class JobService:
         notifier = self.store.notifier
         if notifier is None or timeout <= 0:
             return self.get(principal, job_type, job_id)
+        if not self._wait_slots.acquire(blocking=False):
+            return self.get(principal, job_type, job_id)
+        try:
+            return self._wait(notifier, principal, job_type, job_id, timeout, phase)
+        finally:
+            self._wait_slots.release()
+
+    def _wait(self, notifier: Notifier, principal: Principal, job_type: str, job_id: str,
+              timeout: float, phase: str | None) -> Job:
         deadline = time.monotonic() + timeout
         # Watch before reading, so that a change between the read and the wait
         # still wakes this request.
