@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 import uuid
+from queue import Empty
 from typing import Any
 
 from celery import Celery
@@ -25,7 +26,8 @@ from celery.signals import worker_process_init
 from kombu import Queue
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import dumps, loads
 
 from uws_service.config import QUEUES, Config
 
@@ -41,8 +43,32 @@ class _AtomicFilesystemChannel(filesystem.Channel):
     consumer polling the folder may move and read it while it is still
     empty; the JSONDecodeError then stops the whole worker ("Unrecoverable
     error"), with the jobs it runs.  Here the message is written under a
-    name consumers ignore and renamed into place.
+    name consumers ignore and renamed into place.  A consumer takes a message
+    by renaming it into a folder inside the queue folder (kombu moves it to
+    the system temporary folder, a copy when that is another file system),
+    so exactly one consumer gets each message.
     """
+
+    def _get(self, queue: str, timeout: Any = None) -> Any:
+        suffix = f"{queue}.msg"
+        taken_folder = os.path.join(self.data_folder_in, ".taken")
+        os.makedirs(taken_folder, exist_ok=True)
+        for filename in sorted(os.listdir(self.data_folder_in)):
+            if filename.partition(".")[2] != suffix:
+                continue
+            taken = os.path.join(taken_folder, filename)
+            try:
+                os.rename(os.path.join(self.data_folder_in, filename), taken)
+            except OSError:
+                continue  # another consumer took it first
+            try:
+                with open(taken, "rb") as f:
+                    payload = f.read()
+                os.remove(taken)
+            except OSError as exc:
+                raise ChannelError(f"Cannot read file {taken!r} from queue.") from exc
+            return loads(bytes_to_str(payload))
+        raise Empty()
 
     # kombu names the argument "payload" here and "message" in its base class.
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
@@ -75,9 +101,8 @@ def broker_settings(config: Config) -> dict[str, Any]:
             "broker_transport_options": {"visibility_timeout": visibility},
         }
     folder = config.broker_dir / "queue"
-    processed = config.broker_dir / "processed"
     control = config.broker_dir / "control"
-    for path in (folder, processed, control):
+    for path in (folder, control):
         path.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
@@ -85,9 +110,7 @@ def broker_settings(config: Config) -> dict[str, Any]:
         "broker_transport_options": {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
-            "processed_folder": str(processed),
             "control_folder": str(control),
-            "store_processed": False,
             "polling_interval": 0.05,
         },
     }

@@ -32,7 +32,7 @@ from uws_service.config import Config
 from uws_service.db import get_database
 from uws_service.models import Phase, utcnow
 from uws_service.notify import get_notifier
-from uws_service.store import JobStore
+from uws_service.store import JobStore, lease_host
 from vo.timefmt import format_time
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def make_store(config: Config) -> JobStore:
 def run_job(job_id: str, config: Config) -> None:
     """Run ``job_id`` if it is still QUEUED; otherwise do nothing."""
     store = make_store(config)
-    job = store.start(job_id, socket.gethostname(), os.getpid())
+    job = store.start(job_id, lease_host(), os.getpid())
     if job is None:
         log.info("job %s is no longer queued; nothing to do", job_id)
         return

@@ -127,6 +127,12 @@ class Config:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
         values.update(overrides)
         config = cls(**values)
+        if not 0 < config.execution_duration_default <= config.execution_duration_max:
+            raise ValueError("VOCLOUD_EXECUTION_DURATION_DEFAULT must be between 1 and "
+                             f"VOCLOUD_EXECUTION_DURATION_MAX ({config.execution_duration_max})")
+        if not 0 < config.destruction_default <= config.destruction_max:
+            raise ValueError("VOCLOUD_DESTRUCTION_DEFAULT must be between 1 and "
+                             f"VOCLOUD_DESTRUCTION_MAX ({config.destruction_max})")
         if not config.secret_key:
             config = replace(config, secret_key=config.load_or_create_secret())
         return config
@@ -165,7 +171,7 @@ class Config:
         if path.exists():
             return path.read_text().strip()
         key = secrets.token_urlsafe(48)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(key)
         os.chmod(tmp, 0o600)
         try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from sqlalchemy import select, update
 
 from uws_service.config import Config
 from uws_service.models import Job, Phase, utcnow
-from uws_service.store import JobStore
+from uws_service.store import JobStore, lease_host
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,9 @@ class Dispatcher:
         self.config = config
         self.store = store
         self.send = send
-        self.host = socket.gethostname()
+        self.host = lease_host()
+        self._clock = (time.time(), time.monotonic())
+        self._reap_after = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -196,6 +197,17 @@ class Dispatcher:
 
     def reap_lost(self) -> int:
         """End in ERROR every EXECUTING job whose supervisor is gone."""
+        wall, mono = time.time(), time.monotonic()
+        jump = (wall - self._clock[0]) - (mono - self._clock[1])
+        self._clock = (wall, mono)
+        if jump > self.config.heartbeat_interval:
+            # The machine slept (a laptop lid) or its clock was set: heartbeats
+            # look old though every supervisor is fine; give them a lease period.
+            log.warning("clock jumped by %.0f s; not reaping for %.0f s", jump,
+                        self.config.lease_timeout)
+            self._reap_after = mono + self.config.lease_timeout
+        if mono < self._reap_after:
+            return 0
         stale_before = utcnow() - timedelta(seconds=self.config.lease_timeout)
         with self.store.database.read() as session:
             rows = session.execute(
@@ -211,7 +223,7 @@ class Dispatcher:
                 continue
             message = (f"The worker running this job was lost (host {host}, process {pid}: "
                        f"{why}); the job did not finish. Run it again.")
-            if self.store.fail(job_id, message, error_type="transient"):
+            if self.store.fail_lost(job_id, message, heartbeat):
                 log.warning("job %s: %s", job_id, message)
                 lost += 1
         return lost

@@ -48,7 +48,7 @@ class Phase(enum.StrEnum):
     ARCHIVED = "ARCHIVED"
 
 
-#: Phases in which a job may still change by itself; WAIT blocks only here.
+#: Phases in which a job may still change (ABORT and errors apply to these).
 ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.EXECUTING, Phase.HELD,
                            Phase.SUSPENDED})
 #: Phases a job never leaves (except by destruction).

@@ -11,13 +11,16 @@ told, which wakes ``WAIT`` requests and the dispatcher.
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from uws_service.db import Database
@@ -65,6 +68,20 @@ class ResultFile:
     path: str
     size: int | None = None
     mime_type: str | None = None
+
+
+def lease_host() -> str:
+    """This process's host as a job lease names it: host name and PID namespace.
+
+    Two containers may share a host name but not their process ids; the
+    reaper trusts a "process no longer exists" only within one namespace.
+    """
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
+    except OSError:
+        namespace = ""
+    host = socket.gethostname()
+    return f"{host}/{namespace}" if namespace else host
 
 
 def new_job_id() -> str:
@@ -205,11 +222,12 @@ class JobStore:
 
     # Phase changes -----------------------------------------------------------
 
-    def _transition(self, session: Session, job_id: str, action: str,
-                    **values: object) -> bool:
+    def _transition(self, session: Session, job_id: str, action: str, *,
+                    extra: Sequence[ColumnElement[bool]] = (), **values: Any) -> bool:
         sources, target = TRANSITIONS[action]
         result = session.execute(
-            update(Job).where(Job.id == job_id, Job.phase.in_([str(p) for p in sources]))
+            update(Job).where(Job.id == job_id, Job.phase.in_([str(p) for p in sources]),
+                              *extra)
             .values(phase=str(target), phase_changed_at=time.time(), **values))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -217,7 +235,7 @@ class JobStore:
         if self.notifier is not None:
             self.notifier.publish(job_id, str(phase))
 
-    def transition(self, job_id: str, action: str, **values: object) -> bool:
+    def transition(self, job_id: str, action: str, **values: Any) -> bool:
         """Apply ``action`` of :data:`TRANSITIONS`; False when the phase forbids it."""
         with self.database.write() as session:
             changed = self._transition(session, job_id, action, **values)
@@ -282,6 +300,22 @@ class JobStore:
                                        error_detail=detail)
             if changed:
                 self._add_results(session, job_id, results)
+        if changed:
+            self._announce(job_id, Phase.ERROR)
+        return changed
+
+    def fail_lost(self, job_id: str, message: str, heartbeat_seen: datetime | None) -> bool:
+        """EXECUTING -> ERROR for a job whose supervisor is gone.
+
+        Only if its heartbeat is still the one the reaper saw: a supervisor
+        that renewed its lease meanwhile is alive after all.
+        """
+        same = (Job.heartbeat_at.is_(None) if heartbeat_seen is None
+                else Job.heartbeat_at == heartbeat_seen)
+        with self.database.write() as session:
+            changed = self._transition(session, job_id, "fail", extra=[same],
+                                       end_time=utcnow(), error_type="transient",
+                                       error_message=message)
         if changed:
             self._announce(job_id, Phase.ERROR)
         return changed

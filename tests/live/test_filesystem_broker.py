@@ -50,4 +50,5 @@ def test_consumer_never_sees_a_partial_message(tmp_path: Path) -> None:
         producer.join()
     assert sorted(m["i"] for m in received) == list(range(MESSAGES))
     assert all(m["body"] == body for m in received)
-    assert not list(tmp_path.iterdir()), "files left behind in the queue folder"
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not leftovers, "files left behind in the queue folder"
