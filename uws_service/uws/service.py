@@ -398,11 +398,12 @@ class JobService:
         # still wakes this request.
         event = notifier.register(job_id)
         try:
-            job = self.get(principal, job_type, job_id, with_details=False)
+            # Read in full at once: a job that does not block is answered with it.
+            job = self.get(principal, job_type, job_id)
             start_phase = job.phase
             if (start_phase not in BLOCKING_PHASES
                     or (phase is not None and start_phase != phase.upper())):
-                return self.get(principal, job_type, job_id)
+                return job
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
