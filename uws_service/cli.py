@@ -203,5 +203,32 @@ def jobs_list(owner: str | None, phases: tuple[str, ...], last: int | None) -> N
                    f"{format_time(job.creation_time):<25} {job.run_id or ''}")
 
 
+# demo data ----------------------------------------------------------------------
+
+
+@main.command("demo-data")
+@click.argument("directory", type=click.Path(file_okay=False, writable=True))
+@click.option("--count", default=200, show_default=True, type=click.IntRange(min=0),
+              help="How many spectra to write.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the random numbers (same seed, same files).")
+def demo_data(directory: str, count: int, seed: int) -> None:
+    """Write a synthetic collection of Be-star H-alpha spectra to DIRECTORY.
+
+    The spectra are written in every supported file layout in turn (FITS
+    table, FITS images with linear/log10/ln wavelength scales, LAMOST-like
+    images, VOTable, CSV).
+    """
+    from collections import Counter
+
+    from vo.spectra.demo import generate_collection, plan_layouts, write_collection
+
+    spectra = generate_collection(count, seed=seed)
+    paths = write_collection(directory, spectra)
+    click.echo(f"wrote {len(paths)} demo spectra to {directory}")
+    for layout, number in sorted(Counter(plan_layouts(spectra)).items()):
+        click.echo(f"    {layout:<18} {number}")
+
+
 if __name__ == "__main__":
     main()

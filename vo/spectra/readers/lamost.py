@@ -78,6 +78,7 @@ def read_lamost_image(hdu: fits.PrimaryHDU | fits.ImageHDU, primary: fits.Header
     data = np.array(hdu.data, dtype=np.float64)
     flux, ivar, wave = data[ROW_FLUX], data[ROW_IVAR], data[ROW_WAVE]
     headers = [hdu.header] + ([primary] if primary is not None else [])
+    wave = _wavelengths_from_coefficients(headers, wave)
     meta = meta_from_header(headers, source=source, layout=LAYOUT, default_id=stem)
     explicit = any(k in h for h in headers for k in ("VACUUM", "AIRORVAC"))
     if not explicit:
@@ -87,3 +88,24 @@ def read_lamost_image(hdu: fits.PrimaryHDU | fits.ImageHDU, primary: fits.Header
         meta.extra["andmask_pixels"] = int(np.count_nonzero(data[ROW_ANDMASK]))
     mask = ~(np.isfinite(ivar) & (ivar > 0))
     return [make_spectrum(wave, flux, error_from_ivar(ivar), meta, mask=mask)]
+
+
+def _wavelengths_from_coefficients(headers: list[fits.Header], row: np.ndarray) -> np.ndarray:
+    """The wavelength row recomputed from COEFF0/COEFF1 when the header has them.
+
+    LAMOST stores the rows as float32, good to about 5e-4 Angstrom; its
+    log-linear dispersion (log10 lambda = COEFF0 + COEFF1 * i, i from 0)
+    is exact.  The coefficients are used only when they reproduce the
+    stored row, so a header that does not belong to the data is ignored.
+    """
+    for header in headers:
+        if "COEFF0" in header and "COEFF1" in header:
+            try:
+                coeff0, coeff1 = float(header["COEFF0"]), float(header["COEFF1"])
+            except (TypeError, ValueError):
+                return row
+            exact = 10.0 ** (coeff0 + coeff1 * np.arange(row.size))
+            if np.allclose(exact, row, rtol=1e-6, atol=0.01):
+                return exact
+            return row
+    return row
