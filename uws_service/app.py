@@ -18,8 +18,10 @@ from uws_service.auth import authenticate_request
 from uws_service.config import Config
 from uws_service.db import Database, get_database
 from uws_service.errors import ServiceError, render_text
+from uws_service.files import FileService
 from uws_service.models import utcnow
 from uws_service.notify import Notifier, get_notifier
+from uws_service.storage import Storage
 from uws_service.store import JobStore
 from uws_service.users import UserService
 from uws_service.uws.routes import UWSMount, make_blueprint
@@ -36,6 +38,7 @@ class Services:
     store: JobStore
     jobs: JobService
     users: UserService
+    files: FileService
     started_at: datetime
 
 
@@ -46,6 +49,8 @@ def build_services(config: Config) -> Services:
     return Services(config=config, database=database, notifier=notifier, store=store,
                     jobs=JobService(config, store),
                     users=UserService(database, config.secret_key, config.auth_cache_seconds),
+                    files=FileService(database, Storage(config.storage_root), config.quota_bytes,
+                                      config.public_url),
                     started_at=utcnow())
 
 
@@ -93,9 +98,10 @@ def create_app(config: Config | None = None) -> Flask:
         return Response("Error: internal error of the service; it has been logged\n",
                         status=500, mimetype="text/plain")
 
-    from uws_service import api, vosi
+    from uws_service import api, files, vosi
 
     app.register_blueprint(vosi.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(files.bp)
     app.register_blueprint(make_blueprint(UWSMount(name="uws", url_prefix="/uws")))
     return app

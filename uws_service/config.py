@@ -40,6 +40,34 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Parse a byte count: ``"10000"``, ``"10GB"``, ``"500 MB"``, ``"2GiB"`` (decimal kB/MB/GB/TB).
+
+    Raises
+    ------
+    ValueError
+        For anything else, or a negative size.
+    """
+    value = text.strip().lower()
+    number = value.rstrip("kmgtib ")
+    unit = value[len(number):].strip()
+    if unit not in _SIZE_UNITS or not number:
+        raise ValueError(f"not a size: {text!r} (write e.g. 10GB, 500MB or 1000000)")
+    size = int(float(number) * _SIZE_UNITS[unit])
+    if size < 0:
+        raise ValueError(f"a size may not be negative: {text!r}")
+    return size
+
+
+def _env_size(name: str, default: int) -> int:
+    value = _env(name)
+    return parse_size(value) if value is not None else default
+
+
 def parse_worker_spec(spec: str) -> dict[str, int]:
     """Parse ``"io:2,ml:1,spark:1"`` into ``{"io": 2, "ml": 1, "spark": 1}``."""
     result: dict[str, int] = {}
@@ -93,6 +121,10 @@ class Config:
     server_threads: int = 64
     #: Seconds a password check is cached (under an HMAC of the credentials).
     auth_cache_seconds: float = 30.0
+    #: Where users' files live: a local folder; None means ``home / "files"``.
+    storage: str | None = None
+    #: Bytes each user may store under ``/files/{user}`` (decimal: 10 GB).
+    quota_bytes: int = 10 * 10**9
     strict: bool = False
 
     @classmethod
@@ -119,6 +151,8 @@ class Config:
             "start_workers": _env_bool("START_WORKERS", True),
             "server_threads": _env_int("SERVER_THREADS", 64),
             "auth_cache_seconds": _env_float("AUTH_CACHE_SECONDS", 30.0),
+            "storage": _env("STORAGE"),
+            "quota_bytes": _env_size("QUOTA", 10 * 10**9),
             "strict": _env_bool("STRICT", False),
         }
         known = {f.name for f in fields(cls)}
@@ -133,6 +167,7 @@ class Config:
         if not 0 < config.destruction_default <= config.destruction_max:
             raise ValueError("VOCLOUD_DESTRUCTION_DEFAULT must be between 1 and "
                              f"VOCLOUD_DESTRUCTION_MAX ({config.destruction_max})")
+        _ = config.storage_root  # refuses a storage URL vocloud cannot use yet
         if not config.secret_key:
             config = replace(config, secret_key=config.load_or_create_secret())
         return config
@@ -148,6 +183,25 @@ class Config:
     def broker_dir(self) -> Path:
         """Folder of Celery's ``filesystem://`` transport in the embedded mode."""
         return self.home / "broker"
+
+    @property
+    def storage_root(self) -> Path:
+        """Root of the users' files: ``VOCLOUD_STORAGE`` when it names a local folder
+        (a path or a ``file://`` URL), else ``home / "files"``.
+
+        Raises
+        ------
+        ValueError
+            For any other URL (fsspec back ends are not supported yet).
+        """
+        if not self.storage:
+            return self.home / "files"
+        if self.storage.startswith("file://"):
+            return Path(self.storage[len("file://"):]).resolve()
+        if "://" in self.storage:
+            raise ValueError(f"VOCLOUD_STORAGE={self.storage!r}: only a local folder (a path "
+                             "or a file:// URL) is supported so far")
+        return Path(self.storage).resolve()
 
     @property
     def embedded(self) -> bool:

@@ -68,6 +68,32 @@ class Conflict(ServiceError):
     code = "Conflict"
 
 
+class PayloadTooLarge(ServiceError):
+    """An upload over the owner's quota or the size limit of one file (HTTP 413)."""
+
+    status = 413
+    code = "Error"
+
+
+class RangeNotSatisfiable(ServiceError):
+    """A byte range beyond the end of a file (HTTP 416, ``Content-Range: bytes */{size}``).
+
+    Parameters
+    ----------
+    message : str
+        What is wrong.
+    size : int
+        Size of the file.
+    """
+
+    status = 416
+    code = "UsageError"
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 def _challenge(response: Response, error: ServiceError) -> Response:
     if isinstance(error, AuthenticationRequired):
         response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'

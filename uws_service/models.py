@@ -1,4 +1,4 @@
-"""Database tables of vocloud: users, API tokens and UWS jobs.
+"""Database tables of vocloud: users, API tokens, UWS jobs and stored files.
 
 Plain SQLAlchemy 2 declarative models with no Flask, so that the Celery
 side (``jobs/``) can use them.  Times are naive UTC ``datetime`` values;
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -168,3 +169,43 @@ class JobResult(Base):
     mime_type: Mapped[str | None] = mapped_column(String(128))
 
     job: Mapped[Job] = relationship(back_populates="results")
+
+
+class Visibility(enum.StrEnum):
+    """Who may read a stored file or folder besides its owner and the admins."""
+
+    PRIVATE = "private"
+    PUBLIC = "public"
+
+
+class FileNode(Base):
+    """A file or folder of a user's store: the catalogue entry of ``{owner}/{path}``.
+
+    The bytes live in :class:`uws_service.storage.Storage`; this row keeps
+    what the file system cannot: checksums (the MD5 is the HTTP ETag), the
+    media type given at upload, and the visibility.  Sharing with named
+    users comes later.
+    """
+
+    __tablename__ = "file_node"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                          nullable=False, index=True)
+    #: Path inside the owner's tree, without a leading ``/`` (``spectra/a.fits``).
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    is_dir: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    md5: Mapped[str | None] = mapped_column(String(32))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    visibility: Mapped[str] = mapped_column(String(16), nullable=False,
+                                            default=Visibility.PRIVATE)
+
+    owner: Mapped[User] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("owner_id", "path", name="uq_file_node_owner_path"),
+    )

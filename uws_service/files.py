@@ -1,0 +1,669 @@
+"""Plain HTTP access to stored files: ``/files/{user}/{path}`` (GET, HEAD, PUT, DELETE).
+
+Two layers:
+
+* :class:`FileService` holds the rules and knows no Flask: who may read and
+  write, the quota, keeping the ``file_node`` catalogue in step with the
+  bytes in :class:`~uws_service.storage.Storage`.
+* The blueprint :data:`bp` only translates HTTP: conditional and ranged
+  requests, streaming bodies, status codes.
+
+Access (DESIGN, "Access"): the owner and admins may do anything (an admin
+writes into another user's tree and the upload counts against that user's
+quota); a node whose ``visibility`` is ``public`` may be read (GET, HEAD)
+by anyone, anonymous clients included.  Anything else gets 401 with a
+challenge for an anonymous client and 404 for another user, exactly as for
+a node that does not exist, so nothing leaks.  Another user writing to a
+public node gets 403 (it is visible to them), otherwise 404.  Sharing with
+named users is not built yet.
+
+Errors are written in the DALI ``text/plain`` form, never HTML.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any, cast
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+from werkzeug.http import http_date, parse_date
+
+from uws_service.auth import current_principal, require_principal
+from uws_service.db import Database
+from uws_service.errors import (
+    AuthenticationRequired,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RangeNotSatisfiable,
+    ServiceError,
+    UsageError,
+    render_text,
+)
+from uws_service.models import FileNode, User, Visibility, utcnow
+from uws_service.storage import (
+    CHUNK_SIZE,
+    OWNER_FOLDER,
+    FileRange,
+    FileTooLarge,
+    FolderNotEmpty,
+    NodeInfo,
+    PathError,
+    QuotaExceeded,
+    RangeError,
+    Storage,
+    clean_path,
+    parse_range_header,
+)
+from uws_service.users import Principal
+from vo.timefmt import format_time
+
+__all__ = ["FileMeta", "FileService", "bp"]
+
+#: Largest number of paths put in one ``IN (...)`` clause.
+_IN_BATCH = 500
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    """A file or folder as the web layer sees it (a detached snapshot of its row).
+
+    Attributes
+    ----------
+    owner : str
+        User name of the owner.
+    path : PurePosixPath
+        Path inside the owner's tree; ``PurePosixPath()`` for the owner's folder.
+    is_dir : bool
+        True for a folder.
+    size : int
+        Bytes of a file; 0 for a folder.
+    md5, sha256 : str or None
+        Checksums of a file (the MD5 is the ETag); None for a folder.
+    content_type : str
+        Media type to serve the file with.
+    modified : datetime
+        Last modification, aware UTC.
+    visibility : str
+        ``"private"`` or ``"public"``.
+    """
+
+    owner: str
+    path: PurePosixPath
+    is_dir: bool
+    size: int
+    md5: str | None
+    sha256: str | None
+    content_type: str
+    modified: datetime
+    visibility: str
+
+    @property
+    def name(self) -> str:
+        """Last segment of the path ("" for the owner's folder)."""
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class _Owner:
+    id: int
+    name: str
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _guess_type(path: PurePosixPath) -> str:
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or "application/octet-stream"
+
+
+class FileService:
+    """The rules of the file store, independent of HTTP.
+
+    Parameters
+    ----------
+    database : Database
+        Holds the ``file_node`` catalogue and the users.
+    storage : Storage
+        Holds the bytes.
+    quota_bytes : int
+        Bytes each user may store.
+    public_url : str
+        Base of the absolute URLs in folder listings (``VOCLOUD_PUBLIC_URL``).
+
+    Notes
+    -----
+    The storage is the truth about which nodes exist; the catalogue keeps
+    checksums, media types and visibility.  A file found on disk without a
+    row (put there by ``vocloud ingest`` or by hand), or whose size no
+    longer matches its row, gets its row (re)made on first read, which reads
+    the file once to compute its checksums.
+    """
+
+    def __init__(self, database: Database, storage: Storage, quota_bytes: int,
+                 public_url: str) -> None:
+        self.database = database
+        self.storage = storage
+        self.quota_bytes = quota_bytes
+        self.public_url = public_url.rstrip("/")
+
+    # Helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def parse_path(path: str, *, folder_ok: bool) -> PurePosixPath:
+        """Check a path from a URL.
+
+        Parameters
+        ----------
+        path : str
+            The part of the URL after ``/files/{user}/``, decoded.
+        folder_ok : bool
+            Whether a folder URL is accepted: one trailing ``/`` is dropped
+            and the empty path means the owner's folder.
+
+        Raises
+        ------
+        UsageError
+            With the reason :func:`~uws_service.storage.clean_path` gives.
+        """
+        if folder_ok:
+            if path in ("", "/"):
+                return OWNER_FOLDER
+            if path.endswith("/"):
+                path = path[:-1]
+        try:
+            return clean_path(path)
+        except PathError as exc:
+            raise UsageError(str(exc)) from None
+
+    def url_of(self, owner: str, path: PurePosixPath, is_dir: bool = False) -> str:
+        """Absolute URL of a node; folders end with ``/``."""
+        tail = quote(path.as_posix(), safe="/") if path.parts else ""
+        url = f"{self.public_url}/files/{quote(owner, safe='')}/{tail}"
+        return url + "/" if is_dir and path.parts else url
+
+    def _owner(self, name: str) -> _Owner | None:
+        with self.database.read() as session:
+            row = session.execute(select(User.id, User.name).where(User.name == name)).first()
+            return _Owner(row.id, row.name) if row else None
+
+    @staticmethod
+    def _full_access(principal: Principal | None, owner_id: int) -> bool:
+        return principal is not None and (principal.is_admin or principal.id == owner_id)
+
+    @staticmethod
+    def _hidden(principal: Principal | None, node: str) -> ServiceError:
+        """The error for a node the client may not see: the same as for a missing one."""
+        if principal is None:
+            return AuthenticationRequired("authentication required")
+        return NotFound(f"no such file or folder: {node!r}")
+
+    @staticmethod
+    def _row(session: Session, owner_id: int, path: PurePosixPath) -> FileNode | None:
+        return session.scalars(select(FileNode).where(
+            FileNode.owner_id == owner_id, FileNode.path == path.as_posix())).first()
+
+    @staticmethod
+    def _meta(owner: str, row: FileNode) -> FileMeta:
+        path = PurePosixPath(row.path)
+        return FileMeta(owner=owner, path=path, is_dir=row.is_dir, size=row.size, md5=row.md5,
+                        sha256=row.sha256,
+                        content_type=row.content_type or _guess_type(path),
+                        modified=_aware(row.modified_at), visibility=row.visibility)
+
+    @staticmethod
+    def _ensure_parent_rows(session: Session, owner_id: int, path: PurePosixPath,
+                            now: datetime) -> None:
+        parents = [p.as_posix() for p in path.parents if p.parts]
+        if not parents:
+            return
+        existing = set(session.scalars(select(FileNode.path).where(
+            FileNode.owner_id == owner_id, FileNode.path.in_(parents))))
+        for parent in parents:
+            if parent not in existing:
+                session.add(FileNode(owner_id=owner_id, path=parent, is_dir=True, size=0,
+                                     created_at=now, modified_at=now,
+                                     visibility=Visibility.PRIVATE))
+
+    def _sync_file_row(self, owner: _Owner, rel: PurePosixPath, info: NodeInfo,
+                       content_type: str | None = None) -> FileMeta:
+        """Make the row of a file found on disk agree with it (reads it through once)."""
+        try:
+            stored = self.storage.checksums(owner.name, rel)
+        except FileNotFoundError:
+            raise NotFound(f"no such file or folder: {owner.name}/{rel.as_posix()!r}") from None
+        with self.database.write() as session:
+            row = self._row(session, owner.id, rel)
+            now = utcnow()
+            if row is None:
+                row = FileNode(owner_id=owner.id, path=rel.as_posix(), created_at=now,
+                               visibility=Visibility.PRIVATE, content_type=content_type)
+                session.add(row)
+                self._ensure_parent_rows(session, owner.id, rel, now)
+            row.is_dir = False
+            row.size = stored.size
+            row.md5 = stored.md5
+            row.sha256 = stored.sha256
+            row.modified_at = _naive(stored.modified)
+            session.flush()
+            return self._meta(owner.name, row)
+
+    # Reading -------------------------------------------------------------------
+
+    def lookup(self, principal: Principal | None, owner_name: str, path: str) -> FileMeta:
+        """The node a GET or HEAD of ``/files/{owner_name}/{path}`` reads.
+
+        Parameters
+        ----------
+        principal : Principal or None
+            Who asks; None when anonymous.
+        owner_name : str
+            User whose tree it is.
+        path : str
+            Path in the tree; a trailing ``/`` and the empty path (the
+            owner's folder) are accepted.
+
+        Returns
+        -------
+        FileMeta
+            The file or folder.
+
+        Raises
+        ------
+        UsageError
+            For a malformed path (400).
+        AuthenticationRequired, NotFound
+            When it does not exist or the client may not read it (401 for
+            an anonymous client, 404 otherwise).
+        """
+        rel = self.parse_path(path, folder_ok=True)
+        node = f"{owner_name}/{rel.as_posix()}" if rel.parts else owner_name
+        owner = self._owner(owner_name)
+        if owner is None:
+            raise self._hidden(principal, node)
+        full = self._full_access(principal, owner.id)
+        with self.database.read() as session:
+            row = self._row(session, owner.id, rel) if rel.parts else None
+        if not full and (row is None or row.visibility != Visibility.PUBLIC):
+            raise self._hidden(principal, node)
+        try:
+            info = self.storage.stat(owner.name, rel)
+        except FileNotFoundError:
+            raise NotFound(f"no such file or folder: {node!r}") from None
+        except PathError as exc:
+            raise UsageError(str(exc)) from None
+        if info.is_dir:
+            if row is not None and row.is_dir:
+                return self._meta(owner.name, row)
+            return FileMeta(owner=owner.name, path=rel, is_dir=True, size=0, md5=None,
+                            sha256=None, content_type="application/json",
+                            modified=info.modified,
+                            visibility=row.visibility if row else Visibility.PRIVATE)
+        if row is None or row.is_dir or row.md5 is None or row.size != info.size:
+            return self._sync_file_row(owner, rel, info,
+                                       row.content_type if row is not None else None)
+        return self._meta(owner.name, row)
+
+    def listing(self, principal: Principal | None, folder: FileMeta) -> list[FileMeta]:
+        """Files and folders directly in ``folder`` that ``principal`` may see, by name.
+
+        Only the owner and admins see private entries; others see the
+        public ones.  Checksums of files without a row are not computed
+        here (``md5`` is None until the file is first read).
+        """
+        owner = self._owner(folder.owner)
+        if owner is None:
+            raise self._hidden(principal, folder.owner)
+        full = self._full_access(principal, owner.id)
+        try:
+            infos = self.storage.listdir(owner.name, folder.path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"no such folder: {folder.owner}/{folder.path.as_posix()!r}") \
+                from None
+        rows: dict[str, FileNode] = {}
+        paths = [info.path.as_posix() for info in infos]
+        with self.database.read() as session:
+            for start in range(0, len(paths), _IN_BATCH):
+                batch = paths[start:start + _IN_BATCH]
+                for found in session.scalars(select(FileNode).where(
+                        FileNode.owner_id == owner.id, FileNode.path.in_(batch))):
+                    rows[found.path] = found
+        entries: list[FileMeta] = []
+        for info in infos:
+            row = rows.get(info.path.as_posix())
+            visibility = row.visibility if row is not None else Visibility.PRIVATE
+            if not full and visibility != Visibility.PUBLIC:
+                continue
+            same = row is not None and row.is_dir == info.is_dir and row.size == info.size
+            entries.append(FileMeta(
+                owner=owner.name, path=info.path, is_dir=info.is_dir, size=info.size,
+                md5=row.md5 if row is not None and same else None,
+                sha256=row.sha256 if row is not None and same else None,
+                content_type=(row.content_type if row is not None and row.content_type
+                              else _guess_type(info.path)),
+                modified=_aware(row.modified_at) if row is not None and same
+                else info.modified,
+                visibility=visibility))
+        return entries
+
+    def open(self, meta: FileMeta, start: int = 0, end: int | None = None) -> FileRange:
+        """Open bytes ``[start, end]`` of a file found by :meth:`lookup`.
+
+        Raises
+        ------
+        RangeNotSatisfiable
+            When the range lies outside the file (it may have shrunk since).
+        NotFound
+            When the file has gone.
+        """
+        try:
+            return self.storage.open_range(meta.owner, meta.path, start, end)
+        except RangeError as exc:
+            raise RangeNotSatisfiable(str(exc), exc.size) from None
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"no such file: {meta.owner}/{meta.path.as_posix()!r}") from None
+
+    # Writing -------------------------------------------------------------------
+
+    def _writable_owner(self, principal: Principal, owner_name: str,
+                        rel: PurePosixPath) -> _Owner:
+        node = f"{owner_name}/{rel.as_posix()}"
+        owner = self._owner(owner_name)
+        if owner is None:
+            raise NotFound(f"no such user: {owner_name!r}" if principal.is_admin
+                           else f"no such file or folder: {node!r}")
+        if not self._full_access(principal, owner.id):
+            with self.database.read() as session:
+                row = self._row(session, owner.id, rel)
+            if row is not None and row.visibility == Visibility.PUBLIC:
+                raise PermissionDenied(f"{node!r} belongs to {owner_name!r}; only its owner "
+                                       "may change it")
+            raise self._hidden(principal, node)
+        return owner
+
+    def usage(self, owner_name: str) -> int:
+        """Bytes stored by ``owner_name`` (the sum of the sizes of the files in the tree)."""
+        return self.storage.usage(owner_name)
+
+    def put(self, principal: Principal, owner_name: str, path: str, chunks: Iterable[bytes],
+            *, content_type: str | None = None,
+            content_length: int | None = None) -> tuple[FileMeta, bool]:
+        """Store a file from a stream of chunks, atomically, within the owner's quota.
+
+        Parameters
+        ----------
+        principal : Principal
+            Who uploads; the owner or an admin.
+        owner_name : str
+            User whose tree receives the file; the quota counted is theirs.
+        path : str
+            Path of the file; missing parent folders are created.
+        chunks : iterable of bytes
+            The content, read lazily: never more than one chunk in memory.
+        content_type : str, optional
+            Media type to record; guessed from the name when missing.
+        content_length : int, optional
+            Announced size; an upload that cannot fit is refused before
+            any byte is read.
+
+        Returns
+        -------
+        tuple of (FileMeta, bool)
+            The stored file, and True when it is new (False when replaced).
+
+        Raises
+        ------
+        UsageError
+            For a malformed path (400).
+        NotFound, AuthenticationRequired, PermissionDenied
+            When the principal may not write there.
+        Conflict
+            When a folder is at the path or a file is where a parent folder should be.
+        PayloadTooLarge
+            When the file would take the owner over the quota; the old file,
+            if any, is left intact.
+        """
+        rel = self.parse_path(path, folder_ok=False)
+        owner = self._writable_owner(principal, owner_name, rel)
+        node = f"{owner.name}/{rel.as_posix()}"
+        try:
+            old = self.storage.stat(owner.name, rel)
+        except FileNotFoundError:
+            old = None
+        except PathError as exc:
+            raise UsageError(str(exc)) from None
+        if old is not None and old.is_dir:
+            raise Conflict(f"{node!r} is a folder; delete it first to put a file there")
+        quota_left = self.quota_bytes - self.usage(owner.name) + (old.size if old else 0)
+        try:
+            if content_length is not None and content_length > quota_left:
+                raise QuotaExceeded(so_far=content_length, quota_left=quota_left,
+                                    quota=self.quota_bytes)
+            stored = self.storage.write(owner.name, rel, chunks, quota_left=quota_left,
+                                        quota=self.quota_bytes)
+        except (QuotaExceeded, FileTooLarge) as exc:
+            raise PayloadTooLarge(str(exc)) from None
+        except PathError as exc:
+            raise UsageError(str(exc)) from None
+        except IsADirectoryError:
+            raise Conflict(f"{node!r} is a folder; delete it first to put a file there") \
+                from None
+        except NotADirectoryError as exc:
+            raise Conflict(f"cannot put {node!r}: {exc}") from None
+        with self.database.write() as session:
+            now = utcnow()
+            row = self._row(session, owner.id, rel)
+            if row is None:
+                row = FileNode(owner_id=owner.id, path=rel.as_posix(), created_at=now,
+                               visibility=Visibility.PRIVATE)
+                session.add(row)
+            self._ensure_parent_rows(session, owner.id, rel, now)
+            row.is_dir = False
+            row.size = stored.size
+            row.md5 = stored.md5
+            row.sha256 = stored.sha256
+            row.content_type = content_type or _guess_type(rel)
+            row.modified_at = _naive(stored.modified)
+            session.flush()
+            meta = self._meta(owner.name, row)
+        return meta, old is None
+
+    def delete(self, principal: Principal, owner_name: str, path: str, *,
+               recursive: bool = False) -> None:
+        """Delete a file, or a folder (its content too when ``recursive``), and their rows.
+
+        Raises
+        ------
+        UsageError
+            For a malformed path or the owner's own folder.
+        NotFound, AuthenticationRequired, PermissionDenied
+            When it does not exist or the principal may not delete it.
+        Conflict
+            For a folder with content without ``recursive``.
+        """
+        rel = self.parse_path(path, folder_ok=True)
+        if not rel.parts:
+            raise UsageError(f"the folder of {owner_name!r} itself cannot be deleted")
+        owner = self._writable_owner(principal, owner_name, rel)
+        node = f"{owner.name}/{rel.as_posix()}"
+        try:
+            self.storage.delete(owner.name, rel, recursive=recursive)
+        except FileNotFoundError:
+            raise NotFound(f"no such file or folder: {node!r}") from None
+        except FolderNotEmpty:
+            raise Conflict(f"folder {node!r} is not empty; add ?recursive=true to delete it "
+                           "with its content") from None
+        except PathError as exc:
+            raise UsageError(str(exc)) from None
+        prefix = rel.as_posix() + "/"
+        with self.database.write() as session:
+            session.execute(delete(FileNode).where(
+                FileNode.owner_id == owner.id,
+                or_(FileNode.path == rel.as_posix(),
+                    FileNode.path.startswith(prefix, autoescape=True))))
+
+    def set_visibility(self, owner_name: str, path: str, visibility: Visibility) -> None:
+        """Make a node public or private (no access check: callers check ownership).
+
+        Raises
+        ------
+        NotFound
+            When the owner or the node's row does not exist.
+        """
+        rel = self.parse_path(path, folder_ok=True)
+        owner = self._owner(owner_name)
+        if owner is None:
+            raise NotFound(f"no such user: {owner_name!r}")
+        with self.database.write() as session:
+            row = self._row(session, owner.id, rel)
+            if row is None:
+                raise NotFound(f"no such file or folder: {owner_name}/{rel.as_posix()!r}")
+            row.visibility = Visibility(visibility).value
+
+
+# HTTP ------------------------------------------------------------------------------
+
+bp = Blueprint("files", __name__)
+
+
+def _files() -> FileService:
+    return cast(FileService, current_app.extensions["vocloud"].files)
+
+
+@bp.errorhandler(ServiceError)
+def _error(error: ServiceError) -> Response:
+    response = render_text(error)
+    if isinstance(error, RangeNotSatisfiable):
+        response.headers["Content-Range"] = f"bytes */{error.size}"
+    return response
+
+
+def _request_chunks() -> Iterator[bytes]:
+    """The request body in chunks of at most 1 MiB, never the whole of it."""
+    stream = request.stream
+    while True:
+        chunk = stream.read(CHUNK_SIZE)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _validators(meta: FileMeta) -> dict[str, str]:
+    return {"ETag": f'"{meta.md5}"', "Last-Modified": http_date(meta.modified),
+            "Accept-Ranges": "bytes"}
+
+
+def _seconds(value: datetime) -> datetime:
+    return _aware(value).replace(microsecond=0)
+
+
+def _not_modified(meta: FileMeta) -> bool:
+    """RFC 9110 13.1.2 / 13.1.3: If-None-Match wins over If-Modified-Since."""
+    if request.headers.get("If-None-Match") is not None:
+        return request.if_none_match.contains_weak(meta.md5 or "")
+    since = request.if_modified_since
+    return since is not None and _seconds(meta.modified) <= _aware(since)
+
+
+def _range_applies(meta: FileMeta) -> bool:
+    """RFC 9110 13.1.5: If-Range with a strong ETag or the exact Last-Modified date."""
+    value = request.headers.get("If-Range")
+    if value is None:
+        return True
+    value = value.strip()
+    if value.startswith('"'):
+        return value == f'"{meta.md5}"'
+    if value.startswith("W/"):
+        return False
+    date = parse_date(value)
+    return date is not None and _aware(date) == _seconds(meta.modified)
+
+
+def _send_file(service: FileService, meta: FileMeta) -> Response:
+    headers = _validators(meta)
+    if _not_modified(meta):
+        return Response(status=304, headers=headers)
+    start, end, status = 0, meta.size - 1, 200
+    header = request.headers.get("Range")
+    if header and _range_applies(meta):
+        try:
+            wanted = parse_range_header(header, meta.size)
+        except RangeError as exc:
+            raise RangeNotSatisfiable(str(exc), exc.size) from None
+        if wanted is not None:
+            start, end = wanted
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{meta.size}"
+    length = max(end - start + 1, 0)
+    if request.method == "HEAD":
+        response = Response(status=status, headers=headers, content_type=meta.content_type)
+        response.headers["Content-Length"] = str(length)
+        return response
+    data = service.open(meta, start, end if status == 206 else None)
+    response = Response(data, status=status, headers=headers, content_type=meta.content_type,
+                        direct_passthrough=True)
+    response.headers["Content-Length"] = str(data.length)
+    return response
+
+
+def _listing(service: FileService, meta: FileMeta) -> Response:
+    entries: list[dict[str, Any]] = [
+        {"name": entry.name, "size": entry.size, "is_dir": entry.is_dir,
+         "modified": format_time(entry.modified),
+         "url": service.url_of(entry.owner, entry.path, entry.is_dir),
+         "visibility": entry.visibility}
+        for entry in service.listing(current_principal(), meta)]
+    return jsonify({"owner": meta.owner, "path": meta.path.as_posix() if meta.path.parts else "",
+                    "url": service.url_of(meta.owner, meta.path, True), "entries": entries})
+
+
+# merge_slashes=False: "a//b" is refused, never redirected (with an HTML body) to "a/b".
+@bp.get("/files/<user>/", strict_slashes=False, merge_slashes=False, defaults={"path": ""})
+@bp.get("/files/<user>/<path:path>", merge_slashes=False)
+def get_node(user: str, path: str) -> Response:
+    """A file (ranged, conditional) or a folder's listing as JSON.
+
+    Downloading a whole folder as a ZIP64 stream is later work.
+    """
+    service = _files()
+    meta = service.lookup(current_principal(), user, path)
+    if meta.is_dir:
+        return _listing(service, meta)
+    return _send_file(service, meta)
+
+
+@bp.put("/files/<user>/<path:path>", merge_slashes=False)
+def put_file(user: str, path: str) -> Response:
+    """Upload a file: 201 when new, 204 when replaced; the body is streamed to storage."""
+    principal = require_principal()
+    service = _files()
+    meta, created = service.put(principal, user, path, _request_chunks(),
+                                content_type=request.headers.get("Content-Type"),
+                                content_length=request.content_length)
+    response = Response(status=201 if created else 204, headers=_validators(meta))
+    if created:
+        response.headers["Location"] = service.url_of(meta.owner, meta.path)
+    return response
+
+
+@bp.delete("/files/<user>/<path:path>", merge_slashes=False)
+def delete_node(user: str, path: str) -> Response:
+    """Delete a file, or a folder with ``?recursive=true`` unless it is empty: 204."""
+    principal = require_principal()
+    recursive = request.args.get("recursive", "").strip().lower() in ("true", "1", "yes")
+    _files().delete(principal, user, path, recursive=recursive)
+    return Response(status=204)
