@@ -1,8 +1,13 @@
-"""JSON endpoints for people and the portal: API tokens, portal log-in, job type schemas."""
+"""JSON endpoints for people and the portal: API tokens, portal log-in, job type schemas,
+file management (``/api/files/...``: mkdir, move, copy, visibility, quota).
+
+Handlers only translate JSON; the rules live in the services.  Errors are
+JSON (:func:`~uws_service.errors.render_json`), never HTML.
+"""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -15,7 +20,8 @@ from uws_service.auth import (
     login_required,
     require_principal,
 )
-from uws_service.errors import LoginFailed, NotFound, ServiceError, render_json
+from uws_service.errors import LoginFailed, NotFound, ServiceError, UsageError, render_json
+from uws_service.files import FileMeta, FileService
 from uws_service.users import UserService
 from vo.timefmt import format_time
 
@@ -99,3 +105,101 @@ def job_schema(name: str) -> Response:
     if registered is None:
         raise NotFound(f"no job type {name!r}")
     return jsonify(registered.schema)
+
+
+# File management (/api/files) ---------------------------------------------------------
+
+
+def _files() -> FileService:
+    return cast(FileService, current_app.extensions["vocloud"].files)
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise UsageError("the request body must be a JSON object "
+                         "(Content-Type: application/json)")
+    return body
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise UsageError(f"{key!r} is required and must be a string")
+    return value
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise UsageError(f"{key!r} must be true or false")
+    return value
+
+
+def _owner(body: dict[str, Any] | None = None) -> str | None:
+    """The ``owner`` of the tree to work on (body, else query); None for one's own."""
+    value = (body or {}).get("owner", request.args.get("owner"))
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UsageError("'owner' must be a user name")
+    return value
+
+
+def _node(meta: FileMeta, status: int = 200) -> Response:
+    service = _files()
+    response = jsonify({
+        "owner": meta.owner, "path": meta.path.as_posix(), "isDir": meta.is_dir,
+        "size": meta.size, "md5": meta.md5, "sha256": meta.sha256,
+        "contentType": None if meta.is_dir else meta.content_type,
+        "modified": format_time(meta.modified), "visibility": meta.visibility,
+        "url": service.url_of(meta.owner, meta.path, meta.is_dir)})
+    response.status_code = status
+    if status == 201:
+        response.headers["Location"] = service.url_of(meta.owner, meta.path, meta.is_dir)
+    return response
+
+
+@bp.post("/api/files/mkdir")
+def files_mkdir() -> Response:
+    """Create a folder and its parents: 201 with the folder."""
+    principal = require_principal()
+    body = _json_body()
+    return _node(_files().mkdir(principal, _owner(body), _text(body, "path")), 201)
+
+
+@bp.post("/api/files/move")
+def files_move() -> Response:
+    """Move a file or folder: 200 with the node at its new path."""
+    principal = require_principal()
+    body = _json_body()
+    return _node(_files().move(principal, _owner(body), _text(body, "from"), _text(body, "to"),
+                               overwrite=_flag(body, "overwrite")))
+
+
+@bp.post("/api/files/copy")
+def files_copy() -> Response:
+    """Copy a file or folder within the quota: 201 with the copy."""
+    principal = require_principal()
+    body = _json_body()
+    return _node(_files().copy(principal, _owner(body), _text(body, "from"), _text(body, "to"),
+                               overwrite=_flag(body, "overwrite")), 201)
+
+
+@bp.post("/api/files/visibility")
+def files_visibility() -> Response:
+    """Make a node (``recursive``: and what is under it) public or private: 200."""
+    principal = require_principal()
+    body = _json_body()
+    return _node(_files().change_visibility(principal, _owner(body), _text(body, "path"),
+                                            _text(body, "visibility"),
+                                            recursive=_flag(body, "recursive")))
+
+
+@bp.get("/api/files/quota")
+def files_quota() -> Response:
+    """The quota, the bytes used and the bytes left, of one's own tree (or ``?owner=``)."""
+    principal = require_principal()
+    quota = _files().quota(principal, _owner())
+    return jsonify({"owner": quota.owner, "quota": quota.quota, "used": quota.used,
+                    "free": quota.free})

@@ -18,12 +18,18 @@ public node gets 403 (it is visible to them), otherwise 404.  Sharing with
 named users is not built yet.
 
 Errors are written in the DALI ``text/plain`` form, never HTML.
+
+The JSON management endpoints ``/api/files/...`` (mkdir, move, copy,
+visibility, quota; handlers in :mod:`uws_service.api`) use the same
+service: a move keeps the rows (their ids) of the node and of everything
+under it, a copy makes new rows, private, counted against the quota.
 """
 
 from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -66,7 +72,7 @@ from uws_service.storage import (
 from uws_service.users import Principal
 from vo.timefmt import format_time
 
-__all__ = ["FileMeta", "FileService", "bp"]
+__all__ = ["FileMeta", "FileService", "Quota", "bp"]
 
 #: Largest number of paths put in one ``IN (...)`` clause.
 _IN_BATCH = 500
@@ -110,6 +116,28 @@ class FileMeta:
     def name(self) -> str:
         """Last segment of the path ("" for the owner's folder)."""
         return self.path.name
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A user's storage quota.
+
+    Attributes
+    ----------
+    owner : str
+        User name.
+    quota : int
+        Bytes the user may store.
+    used : int
+        Bytes stored now.
+    free : int
+        Bytes left (never negative).
+    """
+
+    owner: str
+    quota: int
+    used: int
+    free: int
 
 
 @dataclass(frozen=True)
@@ -533,6 +561,366 @@ class FileService:
             if row is None:
                 raise NotFound(f"no such file or folder: {owner_name}/{rel.as_posix()!r}")
             row.visibility = Visibility(visibility).value
+
+    # Management (``/api/files``) -------------------------------------------------
+
+    @staticmethod
+    def _node_path(path: str, what: str = "path") -> PurePosixPath:
+        """A node path from a management request: a trailing ``/`` is dropped, never empty."""
+        rel = FileService.parse_path(path, folder_ok=True)
+        if not rel.parts:
+            raise UsageError(f"{what!r}: the owner's own folder cannot be used here")
+        return rel
+
+    def _managed_owner(self, principal: Principal, owner_name: str | None,
+                       rel: PurePosixPath | None = None) -> _Owner:
+        """The tree a management request works on: the principal's own, or any for an admin.
+
+        Another user's tree is answered like a missing node (404), or 403
+        for a public node, as for PUT and DELETE.
+        """
+        name = principal.name if owner_name is None else owner_name
+        if rel is not None:
+            return self._writable_owner(principal, name, rel)
+        owner = self._owner(name)
+        if owner is None or not self._full_access(principal, owner.id):
+            raise NotFound(f"no such user: {name!r}" if principal.is_admin
+                           else f"no such folder: {name!r}")
+        return owner
+
+    @staticmethod
+    @contextmanager
+    def _storage_errors() -> Iterator[None]:
+        """Translate the errors of :class:`Storage` into service errors (HTTP statuses)."""
+        try:
+            yield
+        except (QuotaExceeded, FileTooLarge) as exc:
+            raise PayloadTooLarge(str(exc)) from None
+        except PathError as exc:
+            raise UsageError(str(exc)) from None
+        except FileNotFoundError as exc:
+            raise NotFound(str(exc)) from None
+        except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+            raise Conflict(str(exc)) from None
+
+    @staticmethod
+    def _subtree(owner_id: int, rel: PurePosixPath) -> Any:
+        """WHERE clause of the rows of ``rel`` and of everything under it."""
+        return (FileNode.owner_id == owner_id) & or_(
+            FileNode.path == rel.as_posix(),
+            FileNode.path.startswith(rel.as_posix() + "/", autoescape=True))
+
+    def _walk(self, owner: str, top: NodeInfo) -> list[NodeInfo]:
+        """``top`` and, for a folder, every file and folder under it (links left out)."""
+        nodes = [top]
+        pending = [top] if top.is_dir else []
+        while pending:
+            folder = pending.pop()
+            for info in self.storage.listdir(owner, folder.path):
+                nodes.append(info)
+                if info.is_dir:
+                    pending.append(info)
+        return nodes
+
+    def _check_target(self, owner: str, src: PurePosixPath, dst: PurePosixPath,
+                      verb: str) -> NodeInfo:
+        """The source node, once move/copy conflicts that storage reports as path errors are out."""
+        with self._storage_errors():
+            info = self.storage.stat(owner, src)
+        source, target = f"{owner}/{src.as_posix()}", f"{owner}/{dst.as_posix()}"
+        if src == dst:
+            raise Conflict(f"cannot {verb} {source!r} onto itself")
+        if info.is_dir and dst.parts[:len(src.parts)] == src.parts:
+            raise Conflict(f"cannot {verb} folder {source!r} into itself ({target!r})")
+        if src.parts[:len(dst.parts)] == dst.parts:
+            raise Conflict(f"cannot replace {target!r}, which holds {source!r}")
+        return info
+
+    def _node_meta(self, owner: _Owner, rel: PurePosixPath) -> FileMeta:
+        """The node at ``rel`` as stored now, its row made or mended when missing or stale."""
+        with self._storage_errors():
+            info = self.storage.stat(owner.name, rel)
+        if not info.is_dir:
+            with self.database.read() as session:
+                row = self._row(session, owner.id, rel)
+            if row is None or row.is_dir or row.md5 is None or row.size != info.size:
+                return self._sync_file_row(owner, rel, info,
+                                           row.content_type if row is not None else None)
+            return self._meta(owner.name, row)
+        with self.database.write() as session:
+            row = self._row(session, owner.id, rel)
+            now = utcnow()
+            if row is None:
+                row = FileNode(owner_id=owner.id, path=rel.as_posix(), created_at=now,
+                               visibility=Visibility.PRIVATE)
+                session.add(row)
+                self._ensure_parent_rows(session, owner.id, rel, now)
+            if not row.is_dir:
+                row.is_dir, row.size, row.md5, row.sha256 = True, 0, None, None
+                row.content_type = None
+                row.modified_at = _naive(info.modified)
+            session.flush()
+            return self._meta(owner.name, row)
+
+    def mkdir(self, principal: Principal, owner_name: str | None, path: str) -> FileMeta:
+        """Create a folder and its missing parents, with their rows.
+
+        Parameters
+        ----------
+        principal : Principal
+            Who asks; the owner or an admin.
+        owner_name : str or None
+            User whose tree it is; None for the principal's own.
+        path : str
+            Path of the new folder.
+
+        Returns
+        -------
+        FileMeta
+            The new folder.
+
+        Raises
+        ------
+        UsageError
+            For a malformed path (400).
+        NotFound, PermissionDenied
+            When the principal may not write in that tree.
+        Conflict
+            When the folder exists, or a file is at the path or at a parent.
+        """
+        rel = self._node_path(path)
+        owner = self._managed_owner(principal, owner_name, rel)
+        with self._storage_errors():
+            self.storage.mkdir(owner.name, rel, exist_ok=False)
+        with self.database.write() as session:
+            now = utcnow()
+            self._ensure_parent_rows(session, owner.id, rel, now)
+            row = self._row(session, owner.id, rel)
+            if row is None:
+                row = FileNode(owner_id=owner.id, path=rel.as_posix(), created_at=now,
+                               visibility=Visibility.PRIVATE)
+                session.add(row)
+            row.is_dir, row.size, row.md5, row.sha256 = True, 0, None, None
+            row.content_type = None
+            row.modified_at = now
+            session.flush()
+            return self._meta(owner.name, row)
+
+    def move(self, principal: Principal, owner_name: str | None, src: str, dst: str, *,
+             overwrite: bool = False) -> FileMeta:
+        """Move (rename) a file or folder; its rows follow and keep their identity.
+
+        The rename and the update of the rows of the node and of everything
+        under it happen while one write transaction is open; when the rows
+        cannot be written the bytes are moved back (a node replaced by
+        ``overwrite`` stays gone).
+
+        Parameters
+        ----------
+        principal : Principal
+            Who asks; the owner or an admin.
+        owner_name : str or None
+            User whose tree it is; None for the principal's own.
+        src, dst : str
+            Paths of the node and of its new place; missing parents of
+            ``dst`` are created.
+        overwrite : bool
+            Replace an existing node of the same kind at ``dst`` (a folder
+            as a whole, not merged); its rows are deleted.
+
+        Returns
+        -------
+        FileMeta
+            The node at ``dst``.
+
+        Raises
+        ------
+        UsageError
+            For a malformed path (400).
+        NotFound, PermissionDenied
+            For a missing source, or a tree the principal may not write in.
+        Conflict
+            When ``dst`` exists (without ``overwrite``) or is of the other
+            kind, for a folder moved into itself, or onto itself.
+        """
+        src_rel, dst_rel = self._node_path(src, "from"), self._node_path(dst, "to")
+        owner = self._managed_owner(principal, owner_name, src_rel)
+        self._check_target(owner.name, src_rel, dst_rel, "move")
+        with self.database.write() as session:
+            with self._storage_errors():
+                self.storage.move(owner.name, src_rel, dst_rel, overwrite=overwrite)
+            try:
+                session.execute(delete(FileNode).where(self._subtree(owner.id, dst_rel)))
+                rows = session.scalars(select(FileNode).where(
+                    self._subtree(owner.id, src_rel))).all()
+                old, new = src_rel.as_posix(), dst_rel.as_posix()
+                for row in rows:
+                    row.path = new + row.path[len(old):]
+                self._ensure_parent_rows(session, owner.id, dst_rel, utcnow())
+                session.commit()
+            except BaseException:
+                session.rollback()
+                try:
+                    self.storage.move(owner.name, dst_rel, src_rel)
+                except Exception:
+                    current_app.logger.exception("could not move %s/%s back to %s",
+                                                 owner.name, dst, src)
+                raise
+        return self._node_meta(owner, dst_rel)
+
+    def copy(self, principal: Principal, owner_name: str | None, src: str, dst: str, *,
+             overwrite: bool = False) -> FileMeta:
+        """Copy a file or folder within the owner's quota; the copies get new rows.
+
+        Rows of the copies are new (a new identity), private, and carry
+        the checksums and media types of their sources.
+
+        Parameters
+        ----------
+        principal : Principal
+            Who asks; the owner or an admin.
+        owner_name : str or None
+            User whose tree it is; None for the principal's own.
+        src, dst : str
+            Paths of the node and of its copy; missing parents of ``dst``
+            are created.
+        overwrite : bool
+            Replace an existing node of the same kind at ``dst`` (a folder
+            as a whole); its rows are deleted.  The bytes of a replaced file
+            are credited to the quota, those of a replaced folder are not.
+
+        Returns
+        -------
+        FileMeta
+            The new node at ``dst``.
+
+        Raises
+        ------
+        UsageError
+            For a malformed path, or a folder holding a symbolic link (400).
+        NotFound, PermissionDenied
+            For a missing source, or a tree the principal may not write in.
+        Conflict
+            As for :meth:`move`.
+        PayloadTooLarge
+            When the copy would take the owner over the quota.
+        """
+        src_rel, dst_rel = self._node_path(src, "from"), self._node_path(dst, "to")
+        owner = self._managed_owner(principal, owner_name, src_rel)
+        self._check_target(owner.name, src_rel, dst_rel, "copy")
+        quota_left = self.quota_bytes - self.usage(owner.name)
+        if overwrite:
+            try:
+                replaced = self.storage.stat(owner.name, dst_rel)
+            except (FileNotFoundError, NotADirectoryError, PathError):
+                replaced = None
+            if replaced is not None and not replaced.is_dir:
+                quota_left += replaced.size
+        with self._storage_errors():
+            top = self.storage.copy(owner.name, src_rel, dst_rel, overwrite=overwrite,
+                                    quota_left=quota_left, quota=self.quota_bytes)
+        try:
+            nodes = self._walk(owner.name, top)
+            old, new = src_rel.as_posix(), dst_rel.as_posix()
+            with self.database.write() as session:
+                session.execute(delete(FileNode).where(self._subtree(owner.id, dst_rel)))
+                sources = {row.path: row for row in session.scalars(select(FileNode).where(
+                    self._subtree(owner.id, src_rel)))}
+                now = utcnow()
+                for info in nodes:
+                    path = info.path.as_posix()
+                    source = sources.get(old + path[len(new):])
+                    same = (source is not None and not info.is_dir and not source.is_dir
+                            and source.size == info.size)
+                    session.add(FileNode(
+                        owner_id=owner.id, path=path, is_dir=info.is_dir, size=info.size,
+                        md5=source.md5 if same and source else None,
+                        sha256=source.sha256 if same and source else None,
+                        content_type=source.content_type if same and source else None,
+                        created_at=now, modified_at=_naive(info.modified),
+                        visibility=Visibility.PRIVATE))
+                self._ensure_parent_rows(session, owner.id, dst_rel, now)
+        except BaseException:
+            try:
+                self.storage.delete(owner.name, dst_rel, recursive=True)
+            except Exception:
+                current_app.logger.exception("could not remove the copy %s/%s", owner.name,
+                                             dst)
+            raise
+        return self._node_meta(owner, dst_rel)
+
+    def change_visibility(self, principal: Principal, owner_name: str | None, path: str,
+                          visibility: Visibility | str, *, recursive: bool = False) -> FileMeta:
+        """Make a node (and with ``recursive`` everything under a folder) public or private.
+
+        Nodes without a row (ingested, or put there by hand) get one.
+
+        Parameters
+        ----------
+        principal : Principal
+            Who asks; the owner or an admin.
+        owner_name : str or None
+            User whose tree it is; None for the principal's own.
+        path : str
+            Path of the node.
+        visibility : Visibility or str
+            ``"public"`` or ``"private"``.
+        recursive : bool
+            For a folder, apply to everything under it as well.
+
+        Returns
+        -------
+        FileMeta
+            The node.
+
+        Raises
+        ------
+        UsageError
+            For a malformed path or an unknown visibility (400).
+        NotFound, PermissionDenied
+            For a missing node, or a tree the principal may not write in.
+        """
+        try:
+            wanted = Visibility(visibility)
+        except ValueError:
+            raise UsageError(f"visibility must be one of "
+                             f"{', '.join(v.value for v in Visibility)}, "
+                             f"not {visibility!r}") from None
+        rel = self._node_path(path)
+        owner = self._managed_owner(principal, owner_name, rel)
+        with self._storage_errors():
+            top = self.storage.stat(owner.name, rel)
+            nodes = self._walk(owner.name, top) if recursive else [top]
+        with self.database.write() as session:
+            where = (self._subtree(owner.id, rel) if recursive
+                     else (FileNode.owner_id == owner.id) & (FileNode.path == rel.as_posix()))
+            rows = {row.path: row for row in session.scalars(select(FileNode).where(where))}
+            now = utcnow()
+            for info in nodes:
+                row = rows.get(info.path.as_posix())
+                if row is None:
+                    # md5 None: the checksums are computed on first read.
+                    session.add(FileNode(owner_id=owner.id, path=info.path.as_posix(),
+                                         is_dir=info.is_dir, size=info.size, created_at=now,
+                                         modified_at=_naive(info.modified),
+                                         visibility=wanted.value))
+                else:
+                    row.visibility = wanted.value
+            self._ensure_parent_rows(session, owner.id, rel, now)
+        return self._node_meta(owner, rel)
+
+    def quota(self, principal: Principal, owner_name: str | None = None) -> Quota:
+        """The quota of a user, the bytes they use and the bytes left.
+
+        Raises
+        ------
+        NotFound
+            For another user's tree, unless the principal is an admin.
+        """
+        owner = self._managed_owner(principal, owner_name)
+        used = self.usage(owner.name)
+        return Quota(owner=owner.name, quota=self.quota_bytes, used=used,
+                     free=max(self.quota_bytes - used, 0))
 
 
 # HTTP ------------------------------------------------------------------------------
