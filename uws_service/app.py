@@ -50,7 +50,8 @@ def build_services(config: Config) -> Services:
                     jobs=JobService(config, store),
                     users=UserService(database, config.secret_key, config.auth_cache_seconds),
                     files=FileService(database, Storage(config.storage_root), config.quota_bytes,
-                                      config.public_url),
+                                      config.public_url,
+                                      upload_max_parts=config.upload_max_parts),
                     started_at=utcnow())
 
 

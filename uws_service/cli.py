@@ -1,11 +1,16 @@
-"""The ``vocloud`` command: serve, worker, db, user, token and jobs."""
+"""The ``vocloud`` command: serve, worker, db, user, token, jobs and upload."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -228,6 +233,209 @@ def demo_data(directory: str, count: int, seed: int) -> None:
     click.echo(f"wrote {len(paths)} demo spectra to {directory}")
     for layout, number in sorted(Counter(plan_layouts(spectra)).items()):
         click.echo(f"    {layout:<18} {number}")
+
+
+# client commands (HTTP only) ----------------------------------------------------
+
+#: Files per multipart request of ``vocloud upload`` (below VOCLOUD_UPLOAD_MAX_PARTS).
+UPLOAD_BATCH_FILES = 100
+#: Bytes per multipart request of ``vocloud upload`` (one larger file goes alone).
+UPLOAD_BATCH_BYTES = 256 * 1024 * 1024
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _local_files(top: Path) -> Iterator[tuple[str, Path]]:
+    """``(relative posix path, path)`` of every regular file under ``top``; links skipped."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            yield path.relative_to(top).as_posix(), path
+
+
+def _remote_md5s(session: Any, url: str, timeout: float) -> dict[str, str | None]:
+    """MD5 of every file under the folder at ``url`` (recursively), by relative path."""
+    found: dict[str, str | None] = {}
+    pending = [("", url.rstrip("/") + "/")]
+    while pending:
+        prefix, folder_url = pending.pop()
+        response = session.get(folder_url, timeout=timeout)
+        if response.status_code == 404:
+            continue
+        if response.status_code != 200:
+            raise click.ClickException(f"cannot list {folder_url}: {response.status_code} "
+                                       f"{response.text.strip()}")
+        for entry in response.json()["entries"]:
+            rel = prefix + entry["name"]
+            if entry["is_dir"]:
+                pending.append((rel + "/", entry["url"]))
+            else:
+                found[rel] = entry.get("md5")
+    return found
+
+
+def _batches(files: list[tuple[str, Path, int]], max_files: int,
+             max_bytes: int) -> Iterator[list[tuple[str, Path, int]]]:
+    batch: list[tuple[str, Path, int]] = []
+    size = 0
+    for item in files:
+        if batch and (len(batch) >= max_files or size + item[2] > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item[2]
+    if batch:
+        yield batch
+
+
+class _MultipartFiles:
+    """A ``multipart/form-data`` body of local files, read from disk as it is sent.
+
+    requests' own ``files=`` builds the whole body in memory; this object
+    has a length (so the request carries ``Content-Length``) and a
+    :meth:`read` that opens each file only when its turn comes.
+
+    Parameters
+    ----------
+    files : list of (str, Path, int)
+        Relative path sent as the part's file name, local path, size.
+    """
+
+    def __init__(self, files: list[tuple[str, Path, int]]) -> None:
+        self.boundary = f"vocloud-{os.urandom(12).hex()}"
+        self._segments: list[bytes | tuple[Path, int]] = []
+        for rel, path, size in files:
+            name = rel.replace("\\", "\\\\").replace('"', '\\"')
+            self._segments.append(
+                (f"--{self.boundary}\r\n"
+                 f'Content-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n").encode())
+            self._segments.append((path, size))
+            self._segments.append(b"\r\n")
+        self._segments.append(f"--{self.boundary}--\r\n".encode())
+        self._length = sum(len(s) if isinstance(s, bytes) else s[1] for s in self._segments)
+        self._index = 0
+        self._offset = 0
+        self._handle: Any = None
+
+    @property
+    def content_type(self) -> str:
+        """The ``Content-Type`` header, with the boundary."""
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of the body (all that is left when negative)."""
+        out: list[bytes] = []
+        want = size if size >= 0 else self._length
+        while want > 0 and self._index < len(self._segments):
+            segment = self._segments[self._index]
+            if isinstance(segment, bytes):
+                piece = segment[self._offset:self._offset + want]
+                self._offset += len(piece)
+                done = self._offset >= len(segment)
+            else:
+                if self._handle is None:
+                    self._handle = open(segment[0], "rb")  # noqa: SIM115 (closed below)
+                piece = self._handle.read(min(want, 1024 * 1024))
+                done = not piece
+                if done:
+                    self._handle.close()
+                    self._handle = None
+            out.append(piece)
+            want -= len(piece)
+            if done:
+                self._index += 1
+                self._offset = 0
+        return b"".join(out)
+
+    def close(self) -> None:
+        """Close the file being read, if any."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+@main.command()
+@click.argument("local_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("remote_dir")
+@click.option("--url", default=lambda: os.environ.get("VOCLOUD_URL", "http://127.0.0.1:8000"),
+              show_default="$VOCLOUD_URL or http://127.0.0.1:8000", help="vocloud service.")
+@click.option("--token", default=lambda: os.environ.get("VOCLOUD_TOKEN", ""),
+              show_default="$VOCLOUD_TOKEN", help="API token.")
+@click.option("--batch-files", default=UPLOAD_BATCH_FILES, show_default=True,
+              type=click.IntRange(min=1), help="Most files per request.")
+@click.option("--batch-bytes", default=UPLOAD_BATCH_BYTES, show_default=True,
+              type=click.IntRange(min=1), help="Most bytes per request (a larger file goes alone).")
+@click.option("--timeout", default=600.0, show_default=True, type=float,
+              help="Seconds to wait for each response.")
+def upload(local_dir: Path, remote_dir: str, url: str, token: str, batch_files: int,
+           batch_bytes: int, timeout: float) -> None:
+    """Upload LOCAL_DIR recursively into REMOTE_DIR of your folder.
+
+    Files already there with the same MD5 are skipped; the rest go in
+    batches of multipart requests, streamed from disk.
+    """
+    import requests
+
+    if not token:
+        raise click.ClickException("no token: pass --token or set VOCLOUD_TOKEN")
+    base = url.rstrip("/")
+    remote = remote_dir.strip("/")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    try:
+        who = session.get(f"{base}/api/whoami", timeout=timeout)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach {base}: {exc}") from None
+    if who.status_code != 200:
+        raise click.ClickException(f"{base}/api/whoami: {who.status_code} {who.text.strip()}")
+    me = who.json()["user"]
+    folder_url = f"{base}/files/{quote(me, safe='')}/{quote(remote, safe='/')}"
+    there = _remote_md5s(session, folder_url, timeout)
+    todo: list[tuple[str, Path, int]] = []
+    skipped = 0
+    for rel, path in _local_files(local_dir):
+        if there.get(rel) is not None and there[rel] == _md5_of(path):
+            skipped += 1
+        else:
+            todo.append((rel, path, path.stat().st_size))
+    uploaded = failed = 0
+    for batch in _batches(todo, batch_files, batch_bytes):
+        body = _MultipartFiles(batch)
+        try:
+            response = session.post(folder_url, data=body, timeout=timeout,
+                                    headers={"Content-Type": body.content_type})
+        except (requests.RequestException, OSError) as exc:
+            click.echo(f"failed: {len(batch)} file(s): {exc}", err=True)
+            failed += len(batch)
+            continue
+        finally:
+            body.close()
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            body = response.json()
+            uploaded += len(body.get("stored", []))
+            for refusal in body.get("refused", []):
+                click.echo(f"failed: {refusal['part']}: {refusal['reason']}", err=True)
+            failed += len(body.get("refused", []))
+        else:
+            click.echo(f"failed: {len(batch)} file(s): {response.status_code} "
+                       f"{response.text.strip()}", err=True)
+            failed += len(batch)
+    click.echo(f"uploaded {uploaded}, skipped {skipped}, failed {failed}")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,8 @@ class Config:
     storage: str | None = None
     #: Bytes each user may store under ``/files/{user}`` (decimal: 10 GB).
     quota_bytes: int = 10 * 10**9
+    #: Most parts one multipart upload (``POST /files/{user}/{folder}``) may have.
+    upload_max_parts: int = 1000
     strict: bool = False
 
     @classmethod
@@ -153,6 +155,7 @@ class Config:
             "auth_cache_seconds": _env_float("AUTH_CACHE_SECONDS", 30.0),
             "storage": _env("STORAGE"),
             "quota_bytes": _env_size("QUOTA", 10 * 10**9),
+            "upload_max_parts": _env_int("UPLOAD_MAX_PARTS", 1000),
             "strict": _env_bool("STRICT", False),
         }
         known = {f.name for f in fields(cls)}

@@ -1,4 +1,9 @@
-"""Plain HTTP access to stored files: ``/files/{user}/{path}`` (GET, HEAD, PUT, DELETE).
+"""Plain HTTP access to stored files: ``/files/{user}/{path}`` (GET, HEAD, PUT, POST, DELETE).
+
+GET of a folder gives its listing as JSON, or with ``?format=zip`` (or
+``Accept: application/zip``) the whole folder as a streamed ZIP64 archive.
+POST of ``multipart/form-data`` to a folder stores many files at once, each
+part streamed to storage (at most ``VOCLOUD_UPLOAD_MAX_PARTS`` parts).
 
 Two layers:
 
@@ -28,6 +33,7 @@ under it, a copy makes new rows, private, counted against the quota.
 from __future__ import annotations
 
 import mimetypes
+import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +46,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.http import http_date, parse_date
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Event,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+)
 
 from uws_service.auth import current_principal, require_principal
 from uws_service.db import Database
@@ -66,13 +81,15 @@ from uws_service.storage import (
     QuotaExceeded,
     RangeError,
     Storage,
+    StoredFile,
     clean_path,
     parse_range_header,
 )
 from uws_service.users import Principal
 from vo.timefmt import format_time
 
-__all__ = ["FileMeta", "FileService", "Quota", "bp"]
+__all__ = ["FileMeta", "FileService", "Quota", "UploadPart", "UploadRefusal", "UploadResult",
+           "bp"]
 
 #: Largest number of paths put in one ``IN (...)`` clause.
 _IN_BATCH = 500
@@ -141,6 +158,103 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class UploadPart:
+    """One part of a multipart upload, as the web layer hands it over.
+
+    Attributes
+    ----------
+    field : str
+        Name of the form field.
+    filename : str or None
+        File name sent with the part (a path relative to the target
+        folder, e.g. ``"night1/a.fits"``); None for a plain form field.
+    content_type : str or None
+        Media type sent with the part.
+    chunks : iterable of bytes
+        The content, read lazily.  The web layer skips whatever is left
+        unread when the next part is asked for.
+    """
+
+    field: str
+    filename: str | None
+    content_type: str | None
+    chunks: Iterable[bytes]
+
+    @property
+    def label(self) -> str:
+        """How errors name the part: its file name, else its field name."""
+        return self.filename or self.field
+
+
+@dataclass(frozen=True)
+class UploadRefusal:
+    """A part of a multipart upload that was not stored.
+
+    Attributes
+    ----------
+    part : str
+        File name (or field name) of the part.
+    reason : str
+        Why it was refused.
+    status : int
+        The HTTP status the same refusal gets for a single file (400, 409, 413).
+    """
+
+    part: str
+    reason: str
+    status: int
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """Outcome of a multipart upload: each part was either stored (atomically) or refused.
+
+    Attributes
+    ----------
+    stored : list of FileMeta
+        Files stored, in the order of the parts.
+    refused : list of UploadRefusal
+        Parts refused, in order.
+    """
+
+    stored: list[FileMeta]
+    refused: list[UploadRefusal]
+
+    @property
+    def status(self) -> int:
+        """201 when anything was stored (or nothing was sent), else the first refusal's status."""
+        if self.stored or not self.refused:
+            return 201
+        return self.refused[0].status
+
+
+class _ZipSink:
+    """A write-only, unseekable stream that keeps what was written until it is taken."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._position = 0
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self._parts.append(bytes(data))
+            self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        """Everything written since the last call."""
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+@dataclass(frozen=True)
 class _Owner:
     id: int
     name: str
@@ -172,6 +286,8 @@ class FileService:
         Bytes each user may store.
     public_url : str
         Base of the absolute URLs in folder listings (``VOCLOUD_PUBLIC_URL``).
+    upload_max_parts : int
+        Most parts one multipart upload may have (``VOCLOUD_UPLOAD_MAX_PARTS``).
 
     Notes
     -----
@@ -183,11 +299,12 @@ class FileService:
     """
 
     def __init__(self, database: Database, storage: Storage, quota_bytes: int,
-                 public_url: str) -> None:
+                 public_url: str, *, upload_max_parts: int = 1000) -> None:
         self.database = database
         self.storage = storage
         self.quota_bytes = quota_bytes
         self.public_url = public_url.rstrip("/")
+        self.upload_max_parts = upload_max_parts
 
     # Helpers -------------------------------------------------------------------
 
@@ -405,6 +522,74 @@ class FileService:
         except (FileNotFoundError, IsADirectoryError):
             raise NotFound(f"no such file: {meta.owner}/{meta.path.as_posix()!r}") from None
 
+    def zip_members(self, principal: Principal | None, folder: FileMeta) -> list[FileMeta]:
+        """Every file and folder under ``folder`` that ``principal`` may read, depth first.
+
+        Symbolic links are left out (storage never follows them); others
+        than the owner and admins get the public nodes only.
+        """
+        members: list[FileMeta] = []
+        pending = [folder]
+        while pending:
+            current = pending.pop()
+            entries = self.listing(principal, current)
+            members.extend(entries)
+            pending.extend(reversed([entry for entry in entries if entry.is_dir]))
+        return members
+
+    def zip_stream(self, principal: Principal | None, folder: FileMeta) -> Iterator[bytes]:
+        """A ZIP64 archive of ``folder`` as a stream of chunks; memory stays bounded.
+
+        Entry names are relative to the folder (sub-folders end with
+        ``/``); every file entry is written with ZIP64 extensions and a data
+        descriptor, chunk by chunk, so neither a file nor the archive is
+        ever held whole.
+
+        Parameters
+        ----------
+        principal : Principal or None
+            Who reads; the nodes they may not read are left out.
+        folder : FileMeta
+            The folder, as found by :meth:`lookup`.
+
+        Yields
+        ------
+        bytes
+            Consecutive pieces of the archive.
+        """
+        members = self.zip_members(principal, folder)
+        sink = _ZipSink()
+        base = len(folder.path.parts)
+        with zipfile.ZipFile(cast(Any, sink), mode="w", compression=zipfile.ZIP_DEFLATED,
+                             allowZip64=True) as archive:
+            for member in members:
+                name = "/".join(member.path.parts[base:])
+                stamp = max(member.modified, datetime(1980, 1, 1, tzinfo=UTC))
+                info = zipfile.ZipInfo(name + "/" if member.is_dir else name,
+                                       date_time=stamp.timetuple()[:6])
+                if member.is_dir:
+                    info.external_attr = 0o40755 << 16 | 0x10
+                    archive.writestr(info, b"")
+                else:
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    try:
+                        data = self.storage.open_range(member.owner, member.path)
+                    except (FileNotFoundError, IsADirectoryError, PathError):
+                        continue  # gone (or replaced by a link) since it was listed
+                    with data, archive.open(info, mode="w", force_zip64=True) as entry:
+                        for chunk in data:
+                            entry.write(chunk)
+                            piece = sink.take()
+                            if piece:
+                                yield piece
+                piece = sink.take()
+                if piece:
+                    yield piece
+        tail = sink.take()
+        if tail:
+            yield tail
+
     # Writing -------------------------------------------------------------------
 
     def _writable_owner(self, principal: Principal, owner_name: str,
@@ -492,6 +677,11 @@ class FileService:
                 from None
         except NotADirectoryError as exc:
             raise Conflict(f"cannot put {node!r}: {exc}") from None
+        return self._record(owner, rel, stored, content_type), old is None
+
+    def _record(self, owner: _Owner, rel: PurePosixPath, stored: StoredFile,
+                content_type: str | None) -> FileMeta:
+        """Make the row of a file just written (and of its parent folders) match it."""
         with self.database.write() as session:
             now = utcnow()
             row = self._row(session, owner.id, rel)
@@ -507,8 +697,113 @@ class FileService:
             row.content_type = content_type or _guess_type(rel)
             row.modified_at = _naive(stored.modified)
             session.flush()
-            meta = self._meta(owner.name, row)
-        return meta, old is None
+            return self._meta(owner.name, row)
+
+    def put_many(self, principal: Principal, owner_name: str, folder: str,
+                 parts: Iterable[UploadPart]) -> UploadResult:
+        """Store the files of a multipart upload under ``folder``, one by one.
+
+        Each file is written atomically (streamed into the storage's
+        temporary area, then renamed); the request as a whole is not: a
+        part refused, or an error half-way, leaves the files stored before
+        it in place.  The quota is counted across the whole request.
+
+        Parameters
+        ----------
+        principal : Principal
+            Who uploads; the owner or an admin.
+        owner_name : str
+            User whose tree receives the files; the quota counted is theirs.
+        folder : str
+            Target folder ("" for the owner's folder); created when missing.
+        parts : iterable of UploadPart
+            The parts, read lazily; each part's file name is a path relative
+            to ``folder`` (``"night1/a.fits"``) and is checked with
+            :func:`~uws_service.storage.clean_path`.
+
+        Returns
+        -------
+        UploadResult
+            The files stored and the parts refused, each with its reason: a
+            bad path (400), a folder or file in the way (409), the quota
+            (413), a part without a file name (400).
+
+        Raises
+        ------
+        UsageError
+            For a malformed folder path (400).
+        NotFound, AuthenticationRequired, PermissionDenied
+            When the principal may not write there.
+        Conflict
+            When ``folder`` is a file.
+        PayloadTooLarge
+            When the request has more than ``upload_max_parts`` parts; the
+            files of the parts before the limit stay stored.
+        """
+        folder_rel = self.parse_path(folder, folder_ok=True)
+        owner = self._writable_owner(principal, owner_name, folder_rel)
+        if folder_rel.parts:
+            with self._storage_errors():
+                try:
+                    info = self.storage.stat(owner.name, folder_rel)
+                except FileNotFoundError:
+                    info = None
+            if info is not None and not info.is_dir:
+                raise Conflict(f"{owner.name}/{folder_rel.as_posix()!r} is a file, not a folder")
+        quota_left = self.quota_bytes - self.usage(owner.name)
+        stored: list[FileMeta] = []
+        refused: list[UploadRefusal] = []
+        for count, part in enumerate(parts, start=1):
+            if count > self.upload_max_parts:
+                raise PayloadTooLarge(
+                    f"too many parts: one upload may carry at most {self.upload_max_parts} "
+                    f"(VOCLOUD_UPLOAD_MAX_PARTS); {len(stored)} file(s) were stored, send the "
+                    "rest in another request")
+            outcome = self._put_part(owner, folder_rel, part, quota_left)
+            if isinstance(outcome, UploadRefusal):
+                refused.append(outcome)
+                continue
+            meta, freed = outcome
+            quota_left += freed - meta.size
+            stored.append(meta)
+        return UploadResult(stored=stored, refused=refused)
+
+    def _put_part(self, owner: _Owner, folder: PurePosixPath, part: UploadPart,
+                  quota_left: int) -> tuple[FileMeta, int] | UploadRefusal:
+        """Store one part; the stored file and the bytes of the file it replaced, or why not."""
+        if not part.filename:
+            return UploadRefusal(part.label, "not a file: the part has no file name", 400)
+        try:
+            rel = folder / clean_path(part.filename)
+        except PathError as exc:
+            return UploadRefusal(part.label, str(exc), 400)
+        node = f"{owner.name}/{rel.as_posix()}"
+        try:
+            old = self.storage.stat(owner.name, rel)
+            if old.is_dir:
+                return UploadRefusal(part.label, f"{node!r} is a folder", 409)
+            freed = old.size
+        except FileNotFoundError:
+            freed = 0
+        except PathError as exc:
+            return UploadRefusal(part.label, str(exc), 400)
+        except NotADirectoryError as exc:
+            return UploadRefusal(part.label, f"cannot put {node!r}: {exc}", 409)
+        try:
+            written = self.storage.write(owner.name, rel, part.chunks,
+                                         quota_left=quota_left + freed, quota=self.quota_bytes)
+        except (QuotaExceeded, FileTooLarge) as exc:
+            return UploadRefusal(part.label, str(exc), 413)
+        except PathError as exc:
+            return UploadRefusal(part.label, str(exc), 400)
+        except IsADirectoryError:
+            return UploadRefusal(part.label, f"{node!r} is a folder", 409)
+        except NotADirectoryError as exc:
+            return UploadRefusal(part.label, f"cannot put {node!r}: {exc}", 409)
+        content_type = part.content_type
+        if content_type == "application/octet-stream":
+            content_type = None  # what clients send when they do not know: guess from the name
+        return self._record(owner, rel, written, content_type), freed
 
     def delete(self, principal: Principal, owner_name: str, path: str, *,
                recursive: bool = False) -> None:
@@ -1010,7 +1305,7 @@ def _send_file(service: FileService, meta: FileMeta) -> Response:
 
 def _listing(service: FileService, meta: FileMeta) -> Response:
     entries: list[dict[str, Any]] = [
-        {"name": entry.name, "size": entry.size, "is_dir": entry.is_dir,
+        {"name": entry.name, "size": entry.size, "is_dir": entry.is_dir, "md5": entry.md5,
          "modified": format_time(entry.modified),
          "url": service.url_of(entry.owner, entry.path, entry.is_dir),
          "visibility": entry.visibility}
@@ -1023,15 +1318,127 @@ def _listing(service: FileService, meta: FileMeta) -> Response:
 @bp.get("/files/<user>/", strict_slashes=False, merge_slashes=False, defaults={"path": ""})
 @bp.get("/files/<user>/<path:path>", merge_slashes=False)
 def get_node(user: str, path: str) -> Response:
-    """A file (ranged, conditional) or a folder's listing as JSON.
-
-    Downloading a whole folder as a ZIP64 stream is later work.
-    """
+    """A file (ranged, conditional), or a folder: its listing as JSON by default, a
+    streamed ZIP64 archive with ``?format=zip`` or ``Accept: application/zip``."""
     service = _files()
     meta = service.lookup(current_principal(), user, path)
     if meta.is_dir:
+        if _wants_zip():
+            return _send_zip(service, meta)
         return _listing(service, meta)
     return _send_file(service, meta)
+
+
+def _wants_zip() -> bool:
+    wanted = request.args.get("format")
+    if wanted is not None:
+        if wanted.lower() not in ("zip", "json"):
+            raise UsageError(f"format must be 'zip' or 'json', not {wanted!r}")
+        return wanted.lower() == "zip"
+    best = request.accept_mimetypes.best_match(["application/json", "application/zip"])
+    return best == "application/zip"
+
+
+def _send_zip(service: FileService, meta: FileMeta) -> Response:
+    name = (meta.name or meta.owner).replace('"', "_")
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    disposition = f'attachment; filename="{ascii_name}.zip"'
+    if ascii_name != name:
+        disposition += f"; filename*=UTF-8''{quote(name + '.zip', safe='')}"
+    return Response(service.zip_stream(current_principal(), meta), mimetype="application/zip",
+                    headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+                    direct_passthrough=True)
+
+
+class _PartBody:
+    """The data of one multipart part, read from the events shared by all parts."""
+
+    def __init__(self, events: Iterator[Event]) -> None:
+        self._events = events
+        self.done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        while not self.done:
+            event = next(self._events, None)
+            if not isinstance(event, Data):
+                raise UsageError("malformed multipart body: a part ends without its data")
+            if not event.more_data:
+                self.done = True
+            if event.data:
+                return bytes(event.data)
+        raise StopIteration
+
+    def skip(self) -> None:
+        """Read past whatever the consumer left unread."""
+        for _ in self:
+            pass
+
+
+def _multipart_events(boundary: str) -> Iterator[Event]:
+    """Events of the multipart request body, parsed as the bytes arrive (1 MiB at a time)."""
+    decoder = MultipartDecoder(boundary.encode("latin-1"))
+    stream = request.stream
+    ended = False
+    while True:
+        try:
+            event = decoder.next_event()
+        except ValueError as exc:
+            raise UsageError(f"malformed multipart body: {exc}") from None
+        if isinstance(event, NeedData):
+            if ended:
+                raise UsageError("malformed multipart body: it ends before its last boundary")
+            data = stream.read(CHUNK_SIZE)
+            ended = not data
+            decoder.receive_data(data or None)
+            continue
+        if isinstance(event, Epilogue):
+            return
+        yield event
+
+
+def _multipart_parts() -> Iterator[UploadPart]:
+    """The parts of a ``multipart/form-data`` request, streamed: never held in memory.
+
+    Each part's data is only read when its consumer iterates it; what is
+    left unread is skipped when the next part is asked for.
+    """
+    boundary = request.mimetype_params.get("boundary")
+    if request.mimetype != "multipart/form-data" or not boundary:
+        raise UsageError("send the files as multipart/form-data (with a boundary); "
+                         "PUT /files/{user}/{path} uploads one file as the raw body")
+    events = _multipart_events(boundary)
+    for event in events:
+        if not isinstance(event, (Field, File)):
+            continue  # the preamble
+        body = _PartBody(events)
+        filename = event.filename if isinstance(event, File) else None
+        yield UploadPart(field=event.name, filename=filename,
+                         content_type=event.headers.get("Content-Type"), chunks=body)
+        body.skip()
+
+
+@bp.post("/files/<user>/", strict_slashes=False, merge_slashes=False, defaults={"path": ""})
+@bp.post("/files/<user>/<path:path>", merge_slashes=False)
+def post_files(user: str, path: str) -> Response:
+    """Upload many files at once as ``multipart/form-data`` into a folder.
+
+    Each file part's file name is its path under the folder.  201 with the
+    files stored (path, size, md5) and the parts refused (with why); when
+    nothing was stored, the status of the first refusal.
+    """
+    principal = require_principal()
+    service = _files()
+    result = service.put_many(principal, user, path, _multipart_parts())
+    response = jsonify({
+        "stored": [{"path": meta.path.as_posix(), "size": meta.size, "md5": meta.md5,
+                    "url": service.url_of(meta.owner, meta.path)} for meta in result.stored],
+        "refused": [{"part": refusal.part, "reason": refusal.reason, "status": refusal.status}
+                    for refusal in result.refused]})
+    response.status_code = result.status
+    return response
 
 
 @bp.put("/files/<user>/<path:path>", merge_slashes=False)
