@@ -116,7 +116,11 @@ def check_same_site() -> None:
 
 def check_csrf() -> None:
     expected = session.get("csrf_token")
-    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token")
+    sent = request.headers.get("X-CSRF-Token")
+    if not sent and request.mimetype == "application/x-www-form-urlencoded":
+        # Only a small form may carry the token as a field: parsing a multipart
+        # or raw body here would consume an upload before its handler streams it.
+        sent = request.form.get("csrf_token")
     if not expected or not sent or not hmac.compare_digest(str(expected), sent):
         raise PermissionDenied("missing or wrong CSRF token")
 
