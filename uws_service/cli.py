@@ -438,5 +438,68 @@ def upload(local_dir: Path, remote_dir: str, url: str, token: str, batch_files: 
         sys.exit(1)
 
 
+# pack ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("input_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["parquet", "avro", "both"]),
+              default="parquet", show_default=True,
+              help="Parquet data set (OUTPUT is its folder), Avro file (OUTPUT is the file) "
+                   "or both (OUTPUT is a folder receiving spectra.parquet/ and spectra.avro).")
+@click.option("--pattern", default="*", show_default=True, help="Glob on file names.")
+@click.option("--recursive/--no-recursive", default=True, show_default=True,
+              help="Also read the files in sub-folders.")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the JSON manifest (per-file outcome) to this file.")
+def pack(input_dir: Path, output: Path, fmt: str, pattern: str, recursive: bool,
+         manifest: Path | None) -> None:
+    """Pack the spectra files of INPUT_DIR into OUTPUT, locally (no server needed).
+
+    Files that cannot be read are skipped and listed with the reason.
+    """
+    import json
+    import shutil
+    import tempfile
+
+    from jobs.pack import AVRO_FILE, PARQUET_DIR, NothingToPack, local_files, pack_files
+
+    files = local_files(input_dir, recursive=recursive, pattern=pattern)
+    output = output.resolve()
+    if fmt == "parquet" and output.exists() and not (output.is_dir()
+                                                      and not any(output.iterdir())):
+        raise click.ClickException(f"{output} exists and is not an empty folder")
+    if fmt == "both":
+        work, parent = output, None
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        parent = Path(tempfile.mkdtemp(prefix=".vocloud-pack-", dir=output.parent))
+        work = parent
+    try:
+        try:
+            report = pack_files(files, work, fmt)
+        except NothingToPack as exc:
+            for entry in exc.report.skipped:
+                click.echo(f"skipped: {entry['path']}: {entry['reason']}", err=True)
+            raise click.ClickException(str(exc)) from None
+        if fmt == "parquet":
+            if output.exists():
+                output.rmdir()
+            (work / PARQUET_DIR).rename(output)
+        elif fmt == "avro":
+            (work / AVRO_FILE).replace(output)
+    finally:
+        if parent is not None:
+            shutil.rmtree(parent, ignore_errors=True)
+    for entry in report.skipped:
+        click.echo(f"skipped: {entry['path']}: {entry['reason']}", err=True)
+    if manifest is not None:
+        manifest.write_text(json.dumps(report.manifest(work, input=str(input_dir), format=fmt),
+                                       indent=2))
+    click.echo(f"packed {report.spectra} spectra from {report.read} of {len(report.files)} "
+               f"files into {output} ({fmt}); skipped {len(report.skipped)}")
+
+
 if __name__ == "__main__":
     main()
