@@ -652,32 +652,47 @@ class FileService:
         """
         rel = self.parse_path(path, folder_ok=False)
         owner = self._writable_owner(principal, owner_name, rel)
+        meta, old = self._write_file(owner, rel, chunks, content_type,
+                                     self.quota_bytes - self.usage(owner.name), content_length)
+        return meta, old is None
+
+    def _write_file(self, owner: _Owner, rel: PurePosixPath, chunks: Iterable[bytes],
+                    content_type: str | None, quota_left: int,
+                    content_length: int | None = None) -> tuple[FileMeta, NodeInfo | None]:
+        """Write one file and its row: the one way every upload stores a file.
+
+        ``quota_left`` does not count the file being replaced; its size is
+        credited back here.  Returns the stored file and the node it replaced.
+
+        Raises
+        ------
+        UsageError, Conflict, PayloadTooLarge
+            As :meth:`put` documents.
+        """
         node = f"{owner.name}/{rel.as_posix()}"
-        try:
-            old = self.storage.stat(owner.name, rel)
-        except FileNotFoundError:
-            old = None
-        except PathError as exc:
-            raise UsageError(str(exc)) from None
+        with self._storage_errors():
+            try:
+                old: NodeInfo | None = self.storage.stat(owner.name, rel)
+            except FileNotFoundError:
+                old = None
+            except NotADirectoryError as exc:
+                raise Conflict(f"cannot put {node!r}: {exc}") from None
         if old is not None and old.is_dir:
             raise Conflict(f"{node!r} is a folder; delete it first to put a file there")
-        quota_left = self.quota_bytes - self.usage(owner.name) + (old.size if old else 0)
-        try:
-            if content_length is not None and content_length > quota_left:
-                raise QuotaExceeded(so_far=content_length, quota_left=quota_left,
+        room = quota_left + (old.size if old else 0)
+        with self._storage_errors():
+            if content_length is not None and content_length > room:
+                raise QuotaExceeded(so_far=content_length, quota_left=room,
                                     quota=self.quota_bytes)
-            stored = self.storage.write(owner.name, rel, chunks, quota_left=quota_left,
-                                        quota=self.quota_bytes)
-        except (QuotaExceeded, FileTooLarge) as exc:
-            raise PayloadTooLarge(str(exc)) from None
-        except PathError as exc:
-            raise UsageError(str(exc)) from None
-        except IsADirectoryError:
-            raise Conflict(f"{node!r} is a folder; delete it first to put a file there") \
-                from None
-        except NotADirectoryError as exc:
-            raise Conflict(f"cannot put {node!r}: {exc}") from None
-        return self._record(owner, rel, stored, content_type), old is None
+            try:
+                stored = self.storage.write(owner.name, rel, chunks, quota_left=room,
+                                            quota=self.quota_bytes)
+            except IsADirectoryError:
+                raise Conflict(f"{node!r} is a folder; delete it first to put a file there") \
+                    from None
+            except NotADirectoryError as exc:
+                raise Conflict(f"cannot put {node!r}: {exc}") from None
+        return self._record(owner, rel, stored, content_type), old
 
     def _record(self, owner: _Owner, rel: PurePosixPath, stored: StoredFile,
                 content_type: str | None) -> FileMeta:
@@ -773,37 +788,17 @@ class FileService:
         """Store one part; the stored file and the bytes of the file it replaced, or why not."""
         if not part.filename:
             return UploadRefusal(part.label, "not a file: the part has no file name", 400)
+        # What clients send when they do not know: guess from the name instead.
+        content_type = None if part.content_type == "application/octet-stream" \
+            else part.content_type
         try:
-            rel = folder / clean_path(part.filename)
+            meta, old = self._write_file(owner, folder / clean_path(part.filename),
+                                         part.chunks, content_type, quota_left)
         except PathError as exc:
             return UploadRefusal(part.label, str(exc), 400)
-        node = f"{owner.name}/{rel.as_posix()}"
-        try:
-            old = self.storage.stat(owner.name, rel)
-            if old.is_dir:
-                return UploadRefusal(part.label, f"{node!r} is a folder", 409)
-            freed = old.size
-        except FileNotFoundError:
-            freed = 0
-        except PathError as exc:
-            return UploadRefusal(part.label, str(exc), 400)
-        except NotADirectoryError as exc:
-            return UploadRefusal(part.label, f"cannot put {node!r}: {exc}", 409)
-        try:
-            written = self.storage.write(owner.name, rel, part.chunks,
-                                         quota_left=quota_left + freed, quota=self.quota_bytes)
-        except (QuotaExceeded, FileTooLarge) as exc:
-            return UploadRefusal(part.label, str(exc), 413)
-        except PathError as exc:
-            return UploadRefusal(part.label, str(exc), 400)
-        except IsADirectoryError:
-            return UploadRefusal(part.label, f"{node!r} is a folder", 409)
-        except NotADirectoryError as exc:
-            return UploadRefusal(part.label, f"cannot put {node!r}: {exc}", 409)
-        content_type = part.content_type
-        if content_type == "application/octet-stream":
-            content_type = None  # what clients send when they do not know: guess from the name
-        return self._record(owner, rel, written, content_type), freed
+        except ServiceError as exc:
+            return UploadRefusal(part.label, exc.message, exc.status)
+        return meta, (old.size if old else 0)
 
     def delete(self, principal: Principal, owner_name: str, path: str, *,
                recursive: bool = False) -> None:
