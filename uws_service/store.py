@@ -106,12 +106,11 @@ class JobStore:
 
     # Reading ----------------------------------------------------------------
 
-    def get(self, job_id: str, *, with_details: bool = True) -> Job | None:
+    def get(self, job_id: str) -> Job | None:
         """The job, with its parameters and results loaded, or None."""
-        query = select(Job).where(Job.id == job_id)
-        if with_details:
-            # One round trip: the few parameter and result rows come joined.
-            query = query.options(joinedload(Job.parameters), joinedload(Job.results))
+        # One round trip: the few parameter and result rows come joined.
+        query = (select(Job).where(Job.id == job_id)
+                 .options(joinedload(Job.parameters), joinedload(Job.results)))
         with self.database.read() as session:
             return session.scalars(query).unique().first()
 

@@ -96,10 +96,9 @@ class JobService:
             raise NotFound(f"no job type {name!r}; known: {known}")
         return registered
 
-    def get(self, principal: Principal, job_type: str, job_id: str, *,
-            with_details: bool = True) -> Job:
+    def get(self, principal: Principal, job_type: str, job_id: str) -> Job:
         """The job if ``principal`` may see it; 404 otherwise, telling nothing more."""
-        job = self.store.get(job_id, with_details=with_details)
+        job = self.store.get(job_id)
         if job is None or job.job_type != job_type or (
                 job.owner_id != principal.id and not principal.is_admin):
             raise NotFound(f"no job {job_id!r}")
