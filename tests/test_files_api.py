@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import PASSWORD, Account, make_config
-from uws_service.files import FileService
+from uws_service.filestore import FileService
 from uws_service.models import FileNode
 
 CONTENT = bytes(range(256)) * 40  # 10240 bytes

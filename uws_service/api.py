@@ -21,7 +21,7 @@ from uws_service.auth import (
     require_principal,
 )
 from uws_service.errors import LoginFailed, NotFound, ServiceError, UsageError, render_json
-from uws_service.files import FileMeta, FileService
+from uws_service.filestore import FileMeta, FileService
 from uws_service.users import UserService
 from vo.timefmt import format_time
 

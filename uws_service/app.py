@@ -18,7 +18,7 @@ from uws_service.auth import authenticate_request
 from uws_service.config import Config
 from uws_service.db import Database, get_database
 from uws_service.errors import ServiceError, render_text
-from uws_service.files import FileService
+from uws_service.filestore import FileService
 from uws_service.models import utcnow
 from uws_service.notify import Notifier, get_notifier
 from uws_service.storage import Storage

@@ -9,8 +9,10 @@ challenge, because TOPCAT and pyvo send credentials only after one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from flask import Response, jsonify
+if TYPE_CHECKING:
+    from flask import Response
 
 REALM = "vocloud"
 
@@ -105,15 +107,19 @@ def render_text(error: ServiceError) -> Response:
     body = f"{error.code}: {error.message}\n"
     if error.detail:
         body += f"\n{error.detail}\n"
+    from flask import Response  # services raise these errors in worker processes too
+
     response = Response(body, status=error.status, mimetype="text/plain")
     return _challenge(response, error)
 
 
 def render_json(error: ServiceError) -> Response:
+    from flask import jsonify
+
     response = jsonify({"error": error.code, "message": error.message,
                         "detail": error.detail})
     response.status_code = error.status
     return _challenge(response, error)
 
 
-ErrorRenderer = Callable[[ServiceError], Response]
+ErrorRenderer = Callable[[ServiceError], "Response"]
