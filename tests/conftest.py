@@ -126,7 +126,7 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     database = get_database(config.database_url)
     users = UserService(database, config.secret_key)
     accounts = {}
-    for name, admin in (("alice", False), ("bob", False), ("root", True)):
+    for name, admin in (("alice", False), ("bob", False), ("carol", False), ("root", True)):
         users.create_user(name, PASSWORD, admin=admin)
         accounts[name] = Account(name, users.create_token(name, "tests"))
     with database.engine.connect() as connection:
@@ -154,7 +154,7 @@ def client(app):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def accounts(app, _template: Template) -> dict[str, Account]:  # type: ignore[no-untyped-def]
-    """Users alice and bob, and the admin root, each with a token."""
+    """Users alice, bob and carol, and the admin root, each with a token."""
     return dict(_template.accounts)
 
 

@@ -1,5 +1,5 @@
 """JSON endpoints for people and the portal: API tokens, portal log-in, job type schemas,
-file management (``/api/files/...``: mkdir, move, copy, visibility, quota).
+file management (``/api/files/...``: mkdir, move, copy, visibility, share, quota).
 
 Handlers only translate JSON; the rules live in the services.  Errors are
 JSON (:func:`~uws_service.errors.render_json`), never HTML.
@@ -153,6 +153,8 @@ def _node(meta: FileMeta, status: int = 200) -> Response:
         "size": meta.size, "md5": meta.md5, "sha256": meta.sha256,
         "contentType": None if meta.is_dir else meta.content_type,
         "modified": format_time(meta.modified), "visibility": meta.visibility,
+        "sharedWith": list(meta.shared_with), "spectra": meta.spectra,
+        "catalogueError": meta.catalogue_error,
         "url": service.url_of(meta.owner, meta.path, meta.is_dir)})
     response.status_code = status
     if status == 201:
@@ -194,6 +196,24 @@ def files_visibility() -> Response:
     return _node(_files().change_visibility(principal, _owner(body), _text(body, "path"),
                                             _text(body, "visibility"),
                                             recursive=_flag(body, "recursive")))
+
+
+@bp.post("/api/files/share")
+def files_share() -> Response:
+    """Share a node with named users (``users``: a list; empty ends the sharing): 200.
+
+    A folder is shared with everything under it unless ``recursive`` is false.
+    """
+    principal = require_principal()
+    body = _json_body()
+    users = body.get("users")
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise UsageError("'users' must be a list of user names (empty to stop sharing)")
+    recursive = body.get("recursive", True)
+    if not isinstance(recursive, bool):
+        raise UsageError("'recursive' must be true or false")
+    return _node(_files().share(principal, _owner(body), _text(body, "path"), users,
+                                recursive=recursive))
 
 
 @bp.get("/api/files/quota")

@@ -21,7 +21,6 @@ from uws_service.errors import ServiceError, render_text
 from uws_service.filestore import FileService
 from uws_service.models import utcnow
 from uws_service.notify import Notifier, get_notifier
-from uws_service.storage import Storage
 from uws_service.store import JobStore
 from uws_service.users import UserService
 from uws_service.uws.routes import UWSMount, make_blueprint
@@ -49,9 +48,7 @@ def build_services(config: Config) -> Services:
     return Services(config=config, database=database, notifier=notifier, store=store,
                     jobs=JobService(config, store),
                     users=UserService(database, config.secret_key, config.auth_cache_seconds),
-                    files=FileService(database, Storage(config.storage_root), config.quota_bytes,
-                                      config.public_url,
-                                      upload_max_parts=config.upload_max_parts),
+                    files=FileService.from_config(config, database),
                     started_at=utcnow())
 
 

@@ -129,7 +129,8 @@ def _listing(service: FileService, meta: FileMeta) -> Response:
         {"name": entry.name, "size": entry.size, "is_dir": entry.is_dir, "md5": entry.md5,
          "modified": format_time(entry.modified),
          "url": service.url_of(entry.owner, entry.path, entry.is_dir),
-         "visibility": entry.visibility}
+         "visibility": entry.visibility, "shared_with": list(entry.shared_with),
+         "spectra": entry.spectra, "catalogue_error": entry.catalogue_error}
         for entry in service.listing(current_principal(), meta)]
     return jsonify({"owner": meta.owner, "path": meta.path.as_posix() if meta.path.parts else "",
                     "url": service.url_of(meta.owner, meta.path, True), "entries": entries})

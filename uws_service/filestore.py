@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +37,9 @@ from urllib.parse import quote
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from uws_service.db import Database
+from uws_service.catalogue import Catalogue
+from uws_service.config import Config
+from uws_service.db import Database, get_database
 from uws_service.errors import (
     AuthenticationRequired,
     Conflict,
@@ -48,7 +50,7 @@ from uws_service.errors import (
     ServiceError,
     UsageError,
 )
-from uws_service.models import FileNode, User, Visibility, utcnow
+from uws_service.models import FileNode, FileShare, User, Visibility, utcnow
 from uws_service.storage import (
     OWNER_FOLDER,
     FileRange,
@@ -105,6 +107,12 @@ class FileMeta:
     content_type: str
     modified: datetime
     visibility: str
+    #: Users the node is shared with for reading (VOSpace ``core#groupread``).
+    shared_with: tuple[str, ...] = ()
+    #: Spectra catalogued from the file; None when it is not a spectrum format.
+    spectra: int | None = None
+    #: Why a file of a spectrum format could not be read into the catalogue.
+    catalogue_error: str | None = None
 
     @property
     def name(self) -> str:
@@ -276,12 +284,23 @@ class FileService:
     """
 
     def __init__(self, database: Database, storage: Storage, quota_bytes: int,
-                 public_url: str, *, upload_max_parts: int = 1000) -> None:
+                 public_url: str, *, upload_max_parts: int = 1000,
+                 authority: str = "vocloud.local",
+                 catalogue: Catalogue | None = None) -> None:
         self.database = database
         self.storage = storage
         self.quota_bytes = quota_bytes
         self.public_url = public_url.rstrip("/")
         self.upload_max_parts = upload_max_parts
+        self.catalogue = catalogue or Catalogue(storage, public_url, authority)
+
+    @classmethod
+    def from_config(cls, config: Config, database: Database | None = None) -> FileService:
+        """The file store a configuration describes (web server, workers and CLI alike)."""
+        storage = Storage(config.storage_root)
+        return cls(database or get_database(config.database_url), storage,
+                   config.quota_bytes, config.public_url,
+                   upload_max_parts=config.upload_max_parts, authority=config.authority)
 
     # Helpers -------------------------------------------------------------------
 
@@ -328,6 +347,16 @@ class FileService:
         return principal is not None and (principal.is_admin or principal.id == owner_id)
 
     @staticmethod
+    def _may_read(principal: Principal | None, row: FileNode | None) -> bool:
+        """Whether someone other than the owner and the admins may read a node's row."""
+        if row is None:
+            return False
+        if row.visibility == Visibility.PUBLIC:
+            return True
+        return (principal is not None and row.visibility == Visibility.SHARED
+                and any(reader.id == principal.id for reader in row.readers))
+
+    @staticmethod
     def _hidden(principal: Principal | None, node: str) -> ServiceError:
         """The error for a node the client may not see: the same as for a missing one."""
         if principal is None:
@@ -345,21 +374,46 @@ class FileService:
         return FileMeta(owner=owner, path=path, is_dir=row.is_dir, size=row.size, md5=row.md5,
                         sha256=row.sha256,
                         content_type=row.content_type or _guess_type(path),
-                        modified=_aware(row.modified_at), visibility=row.visibility)
+                        modified=_aware(row.modified_at), visibility=row.visibility,
+                        shared_with=tuple(reader.name for reader in row.readers),
+                        spectra=row.spectra, catalogue_error=row.catalogue_error)
 
     @staticmethod
-    def _ensure_parent_rows(session: Session, owner_id: int, path: PurePosixPath,
-                            now: datetime) -> None:
-        parents = [p.as_posix() for p in path.parents if p.parts]
+    def _add_row(session: Session, owner_id: int, path: str, now: datetime,
+                 parent: FileNode | None, **fields: Any) -> FileNode:
+        """A new row that inherits who may read it from its folder's row (``parent``)."""
+        row = FileNode(owner_id=owner_id, path=path, created_at=now,
+                       modified_at=fields.pop("modified_at", now),
+                       visibility=parent.visibility if parent is not None
+                       else Visibility.PRIVATE, **fields)
+        session.add(row)
+        if parent is not None and parent.readers:
+            session.flush()
+            session.add_all(FileShare(node_id=row.id, user_id=reader.id)
+                            for reader in parent.readers)
+            session.flush()
+            session.expire(row, ["readers"])
+        return row
+
+    @classmethod
+    def _ensure_parent_rows(cls, session: Session, owner_id: int, path: PurePosixPath,
+                            now: datetime) -> FileNode | None:
+        """Make the missing rows of the folders above ``path``; returns its folder's row.
+
+        New folder rows inherit visibility and readers from the nearest
+        folder above them that has a row.
+        """
+        parents = [p.as_posix() for p in path.parents if p.parts]  # nearest first
         if not parents:
-            return
-        existing = set(session.scalars(select(FileNode.path).where(
-            FileNode.owner_id == owner_id, FileNode.path.in_(parents))))
-        for parent in parents:
+            return None
+        existing = {row.path: row for row in session.scalars(select(FileNode).where(
+            FileNode.owner_id == owner_id, FileNode.path.in_(parents)))}
+        source = next((existing[p] for p in parents if p in existing), None)
+        for parent in reversed(parents):
             if parent not in existing:
-                session.add(FileNode(owner_id=owner_id, path=parent, is_dir=True, size=0,
-                                     created_at=now, modified_at=now,
-                                     visibility=Visibility.PRIVATE))
+                existing[parent] = cls._add_row(session, owner_id, parent, now, source,
+                                                is_dir=True, size=0)
+        return existing[parents[0]]
 
     def _sync_file_row(self, owner: _Owner, rel: PurePosixPath, info: NodeInfo,
                        content_type: str | None = None) -> FileMeta:
@@ -368,19 +422,21 @@ class FileService:
             stored = self.storage.checksums(owner.name, rel)
         except FileNotFoundError:
             raise NotFound(f"no such file or folder: {owner.name}/{rel.as_posix()!r}") from None
+        entry = self.catalogue.describe(owner.name, rel, stored.size, content_type)
         with self.database.write() as session:
             row = self._row(session, owner.id, rel)
             now = utcnow()
             if row is None:
-                row = FileNode(owner_id=owner.id, path=rel.as_posix(), created_at=now,
-                               visibility=Visibility.PRIVATE, content_type=content_type)
-                session.add(row)
-                self._ensure_parent_rows(session, owner.id, rel, now)
+                parent = self._ensure_parent_rows(session, owner.id, rel, now)
+                row = self._add_row(session, owner.id, rel.as_posix(), now, parent,
+                                    content_type=content_type)
             row.is_dir = False
             row.size = stored.size
             row.md5 = stored.md5
             row.sha256 = stored.sha256
             row.modified_at = _naive(stored.modified)
+            session.flush()
+            self.catalogue.store(session, row, owner.name, entry)
             session.flush()
             return self._meta(owner.name, row)
 
@@ -420,7 +476,7 @@ class FileService:
         full = self._full_access(principal, owner.id)
         with self.database.read() as session:
             row = self._row(session, owner.id, rel) if rel.parts else None
-        if not full and (row is None or row.visibility != Visibility.PUBLIC):
+        if not full and not self._may_read(principal, row):
             raise self._hidden(principal, node)
         try:
             info = self.storage.stat(owner.name, rel)
@@ -468,7 +524,7 @@ class FileService:
         for info in infos:
             row = rows.get(info.path.as_posix())
             visibility = row.visibility if row is not None else Visibility.PRIVATE
-            if not full and visibility != Visibility.PUBLIC:
+            if not full and not self._may_read(principal, row):
                 continue
             same = row is not None and row.is_dir == info.is_dir and row.size == info.size
             entries.append(FileMeta(
@@ -479,7 +535,10 @@ class FileService:
                               else _guess_type(info.path)),
                 modified=_aware(row.modified_at) if row is not None and same
                 else info.modified,
-                visibility=visibility))
+                visibility=visibility,
+                shared_with=tuple(r.name for r in row.readers) if row is not None else (),
+                spectra=row.spectra if row is not None else None,
+                catalogue_error=row.catalogue_error if row is not None else None))
         return entries
 
     def open(self, meta: FileMeta, start: int = 0, end: int | None = None) -> FileRange:
@@ -579,7 +638,7 @@ class FileService:
         if not self._full_access(principal, owner.id):
             with self.database.read() as session:
                 row = self._row(session, owner.id, rel)
-            if row is not None and row.visibility == Visibility.PUBLIC:
+            if self._may_read(principal, row):
                 raise PermissionDenied(f"{node!r} belongs to {owner_name!r}; only its owner "
                                        "may change it")
             raise self._hidden(principal, node)
@@ -673,21 +732,23 @@ class FileService:
 
     def _record(self, owner: _Owner, rel: PurePosixPath, stored: StoredFile,
                 content_type: str | None) -> FileMeta:
-        """Make the row of a file just written (and of its parent folders) match it."""
+        """Make the rows of a file just written (its parent folders', its catalogue) match it."""
+        content_type = content_type or _guess_type(rel)
+        entry = self.catalogue.describe(owner.name, rel, stored.size, content_type)
         with self.database.write() as session:
             now = utcnow()
+            parent = self._ensure_parent_rows(session, owner.id, rel, now)
             row = self._row(session, owner.id, rel)
             if row is None:
-                row = FileNode(owner_id=owner.id, path=rel.as_posix(), created_at=now,
-                               visibility=Visibility.PRIVATE)
-                session.add(row)
-            self._ensure_parent_rows(session, owner.id, rel, now)
+                row = self._add_row(session, owner.id, rel.as_posix(), now, parent)
             row.is_dir = False
             row.size = stored.size
             row.md5 = stored.md5
             row.sha256 = stored.sha256
-            row.content_type = content_type or _guess_type(rel)
+            row.content_type = content_type
             row.modified_at = _naive(stored.modified)
+            session.flush()
+            self.catalogue.store(session, row, owner.name, entry)
             session.flush()
             return self._meta(owner.name, row)
 
@@ -828,6 +889,7 @@ class FileService:
             if row is None:
                 raise NotFound(f"no such file or folder: {owner_name}/{rel.as_posix()!r}")
             row.visibility = Visibility(visibility).value
+            self.catalogue.set_visibility(session, [row.id], row.visibility)
 
     # Management (``/api/files``) -------------------------------------------------
 
@@ -918,10 +980,8 @@ class FileService:
             row = self._row(session, owner.id, rel)
             now = utcnow()
             if row is None:
-                row = FileNode(owner_id=owner.id, path=rel.as_posix(), created_at=now,
-                               visibility=Visibility.PRIVATE)
-                session.add(row)
-                self._ensure_parent_rows(session, owner.id, rel, now)
+                parent = self._ensure_parent_rows(session, owner.id, rel, now)
+                row = self._add_row(session, owner.id, rel.as_posix(), now, parent)
             if not row.is_dir:
                 row.is_dir, row.size, row.md5, row.sha256 = True, 0, None, None
                 row.content_type = None
@@ -961,12 +1021,10 @@ class FileService:
             self.storage.mkdir(owner.name, rel, exist_ok=False)
         with self.database.write() as session:
             now = utcnow()
-            self._ensure_parent_rows(session, owner.id, rel, now)
+            parent = self._ensure_parent_rows(session, owner.id, rel, now)
             row = self._row(session, owner.id, rel)
             if row is None:
-                row = FileNode(owner_id=owner.id, path=rel.as_posix(), created_at=now,
-                               visibility=Visibility.PRIVATE)
-                session.add(row)
+                row = self._add_row(session, owner.id, rel.as_posix(), now, parent)
             row.is_dir, row.size, row.md5, row.sha256 = True, 0, None, None
             row.content_type = None
             row.modified_at = now
@@ -1023,6 +1081,7 @@ class FileService:
                 old, new = src_rel.as_posix(), dst_rel.as_posix()
                 for row in rows:
                     row.path = new + row.path[len(old):]
+                self.catalogue.moved(session, owner.name, rows)
                 self._ensure_parent_rows(session, owner.id, dst_rel, utcnow())
                 session.commit()
             except BaseException:
@@ -1094,18 +1153,26 @@ class FileService:
                 sources = {row.path: row for row in session.scalars(select(FileNode).where(
                     self._subtree(owner.id, src_rel)))}
                 now = utcnow()
+                catalogued: list[tuple[int, FileNode]] = []
                 for info in nodes:
                     path = info.path.as_posix()
                     source = sources.get(old + path[len(new):])
                     same = (source is not None and not info.is_dir and not source.is_dir
                             and source.size == info.size)
-                    session.add(FileNode(
+                    row = FileNode(
                         owner_id=owner.id, path=path, is_dir=info.is_dir, size=info.size,
                         md5=source.md5 if same and source else None,
                         sha256=source.sha256 if same and source else None,
                         content_type=source.content_type if same and source else None,
+                        spectra=source.spectra if same and source else None,
+                        catalogue_error=source.catalogue_error if same and source else None,
                         created_at=now, modified_at=_naive(info.modified),
-                        visibility=Visibility.PRIVATE))
+                        visibility=Visibility.PRIVATE)
+                    session.add(row)
+                    if same and source is not None and source.spectra:
+                        catalogued.append((source.id, row))
+                session.flush()
+                self.catalogue.copied(session, owner.name, catalogued)
                 self._ensure_parent_rows(session, owner.id, dst_rel, now)
         except BaseException:
             try:
@@ -1120,7 +1187,9 @@ class FileService:
                           visibility: Visibility | str, *, recursive: bool = False) -> FileMeta:
         """Make a node (and with ``recursive`` everything under a folder) public or private.
 
-        Nodes without a row (ingested, or put there by hand) get one.
+        Making a node private also ends its sharing with named users;
+        making it public leaves that list as it is.  Nodes without a row
+        (ingested, or put there by hand) get one.
 
         Parameters
         ----------
@@ -1131,7 +1200,8 @@ class FileService:
         path : str
             Path of the node.
         visibility : Visibility or str
-            ``"public"`` or ``"private"``.
+            ``"public"`` or ``"private"``; sharing with named users is
+            :meth:`share`.
         recursive : bool
             For a folder, apply to everything under it as well.
 
@@ -1147,12 +1217,75 @@ class FileService:
         NotFound, PermissionDenied
             For a missing node, or a tree the principal may not write in.
         """
+        choices = (Visibility.PUBLIC, Visibility.PRIVATE)
         try:
             wanted = Visibility(visibility)
         except ValueError:
-            raise UsageError(f"visibility must be one of "
-                             f"{', '.join(v.value for v in Visibility)}, "
-                             f"not {visibility!r}") from None
+            wanted = None
+        if wanted not in choices:
+            raise UsageError(f"visibility must be 'public' or 'private', not {visibility!r}; "
+                             "share with named users through /api/files/share")
+        if wanted is Visibility.PUBLIC:
+            return self._set_access(principal, owner_name, path, recursive,
+                                    lambda row: Visibility.PUBLIC, None)
+        return self._set_access(principal, owner_name, path, recursive,
+                                lambda row: Visibility.PRIVATE, [])
+
+    def share(self, principal: Principal, owner_name: str | None, path: str,
+              users: Sequence[str], *, recursive: bool = True) -> FileMeta:
+        """Share a node (and by default everything under a folder) with named users.
+
+        The list replaces the one the node had; an empty list ends the
+        sharing.  Shared nodes are readable (GET, listing, zip, VOSpace) by
+        those users and stay writable only by the owner.  A public node
+        stays public.  Files added later to a shared folder inherit its
+        readers.
+
+        Parameters
+        ----------
+        principal : Principal
+            Who asks; the owner or an admin.
+        owner_name : str or None
+            User whose tree it is; None for the principal's own.
+        path : str
+            Path of the node.
+        users : sequence of str
+            Names of the users who may read it (the owner is left out).
+        recursive : bool
+            For a folder, apply to everything under it as well.
+
+        Raises
+        ------
+        UsageError
+            For a malformed path or an unknown user name (400).
+        NotFound, PermissionDenied
+            For a missing node, or a tree the principal may not write in.
+        """
+        names = sorted({name.strip() for name in users if name.strip()})
+        with self.database.read() as session:
+            found = {name: uid for name, uid in session.execute(
+                select(User.name, User.id).where(User.name.in_(names)))} if names else {}
+        unknown = [name for name in names if name not in found]
+        if unknown:
+            raise UsageError(f"no such user: {', '.join(repr(n) for n in unknown)}")
+        owner = self._owner(principal.name if owner_name is None else owner_name)
+        readers = [uid for uid in found.values() if owner is None or uid != owner.id]
+
+        def visibility_of(row: FileNode) -> Visibility:
+            if row.visibility == Visibility.PUBLIC:
+                return Visibility.PUBLIC
+            return Visibility.SHARED if readers else Visibility.PRIVATE
+
+        return self._set_access(principal, owner_name, path, recursive, visibility_of,
+                                readers)
+
+    def _set_access(self, principal: Principal, owner_name: str | None, path: str,
+                    recursive: bool, visibility_of: Callable[[FileNode], Visibility],
+                    readers: list[int] | None) -> FileMeta:
+        """Set who may read a node (and its subtree): the rows, the shares, the catalogue.
+
+        ``readers`` None keeps the shares as they are; a list replaces them.
+        """
         rel = self._node_path(path)
         owner = self._managed_owner(principal, owner_name, rel)
         with self._storage_errors():
@@ -1163,16 +1296,31 @@ class FileService:
                      else (FileNode.owner_id == owner.id) & (FileNode.path == rel.as_posix()))
             rows = {row.path: row for row in session.scalars(select(FileNode).where(where))}
             now = utcnow()
+            changed: list[FileNode] = []
             for info in nodes:
                 row = rows.get(info.path.as_posix())
                 if row is None:
                     # md5 None: the checksums are computed on first read.
-                    session.add(FileNode(owner_id=owner.id, path=info.path.as_posix(),
-                                         is_dir=info.is_dir, size=info.size, created_at=now,
-                                         modified_at=_naive(info.modified),
-                                         visibility=wanted.value))
-                else:
-                    row.visibility = wanted.value
+                    row = FileNode(owner_id=owner.id, path=info.path.as_posix(),
+                                   is_dir=info.is_dir, size=info.size, created_at=now,
+                                   modified_at=_naive(info.modified),
+                                   visibility=Visibility.PRIVATE)
+                    session.add(row)
+                changed.append(row)
+            session.flush()
+            ids = [row.id for row in changed]
+            if readers is not None:
+                for start in range(0, len(ids), _IN_BATCH):
+                    session.execute(delete(FileShare).where(
+                        FileShare.node_id.in_(ids[start:start + _IN_BATCH])))
+                session.add_all(FileShare(node_id=node_id, user_id=user_id)
+                                for node_id in ids for user_id in readers)
+            by_visibility: dict[str, list[int]] = {}
+            for row in changed:
+                row.visibility = visibility_of(row).value
+                by_visibility.setdefault(row.visibility, []).append(row.id)
+            for visibility, node_ids in by_visibility.items():
+                self.catalogue.set_visibility(session, node_ids, visibility)
             self._ensure_parent_rows(session, owner.id, rel, now)
         return self._node_meta(owner, rel)
 

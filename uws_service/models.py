@@ -1,4 +1,4 @@
-"""Database tables of vocloud: users, API tokens, UWS jobs and stored files.
+"""Database tables of vocloud: users, API tokens, UWS jobs, stored files and the catalogue.
 
 Plain SQLAlchemy 2 declarative models with no Flask, so that the Celery
 side (``jobs/``) can use them.  Times are naive UTC ``datetime`` values;
@@ -172,9 +172,14 @@ class JobResult(Base):
 
 
 class Visibility(enum.StrEnum):
-    """Who may read a stored file or folder besides its owner and the admins."""
+    """Who may read a stored file or folder besides its owner and the admins.
+
+    ``shared`` means the users listed in ``file_share`` (VOSpace
+    ``core#groupread``); ``public`` means anyone (``core#publicread``).
+    """
 
     PRIVATE = "private"
+    SHARED = "shared"
     PUBLIC = "public"
 
 
@@ -183,8 +188,10 @@ class FileNode(Base):
 
     The bytes live in :class:`uws_service.storage.Storage`; this row keeps
     what the file system cannot: checksums (the MD5 is the HTTP ETag), the
-    media type given at upload, and the visibility.  Sharing with named
-    users comes later.
+    media type given at upload, the visibility, and whether the file could
+    be read as a spectrum (``spectra``: how many it holds, None for a file
+    that is not a spectrum format; ``catalogue_error``: why it could not
+    be read).
     """
 
     __tablename__ = "file_node"
@@ -203,9 +210,90 @@ class FileNode(Base):
     modified_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     visibility: Mapped[str] = mapped_column(String(16), nullable=False,
                                             default=Visibility.PRIVATE)
+    spectra: Mapped[int | None] = mapped_column(Integer)
+    catalogue_error: Mapped[str | None] = mapped_column(Text)
 
     owner: Mapped[User] = relationship()
+    #: Users the node is shared with; loaded with the row, written through FileShare.
+    readers: Mapped[list[User]] = relationship(secondary="file_share", viewonly=True,
+                                               lazy="selectin", order_by="User.name")
 
     __table_args__ = (
         UniqueConstraint("owner_id", "path", name="uq_file_node_owner_path"),
+    )
+
+
+class FileShare(Base):
+    """A user a node is shared with for reading (VOSpace ``core#groupread``)."""
+
+    __tablename__ = "file_share"
+
+    node_id: Mapped[int] = mapped_column(ForeignKey("file_node.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+
+
+class ObsCore(Base):
+    """One spectrum of a stored file: a row of the ObsCore 1.1 catalogue (``ivoa.obscore``).
+
+    The columns are the mandatory ObsCore 1.1 ones in their standard units
+    (metres for ``em_*``, MJD for ``t_*``, degrees, kB for
+    ``access_estsize``), plus what vocloud needs: the file (``node_id``)
+    and the spectrum's place in it, the owner and the visibility, which
+    every query path filters on.  ``obs_publisher_did`` is
+    ``ivo://{AUTHORITY}/vocloud?{uuid}``: it survives a move of the file, a
+    copy gets a new one, and the row goes with the file.
+    """
+
+    __tablename__ = "obscore"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("file_node.id", ondelete="CASCADE"),
+                                         nullable=False, index=True)
+    spectrum_index: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                          nullable=False, index=True)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False)
+    visibility: Mapped[str] = mapped_column(String(16), nullable=False,
+                                            default=Visibility.PRIVATE)
+    dataproduct_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    calib_level: Mapped[int] = mapped_column(Integer, nullable=False)
+    obs_collection: Mapped[str] = mapped_column(String(255), nullable=False)
+    obs_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    obs_publisher_did: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    access_url: Mapped[str] = mapped_column(Text, nullable=False)
+    access_format: Mapped[str] = mapped_column(String(128), nullable=False)
+    access_estsize: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    target_name: Mapped[str | None] = mapped_column(String(255))
+    s_ra: Mapped[float | None] = mapped_column(Float)
+    s_dec: Mapped[float | None] = mapped_column(Float)
+    s_fov: Mapped[float | None] = mapped_column(Float)
+    s_region: Mapped[str | None] = mapped_column(Text)
+    s_resolution: Mapped[float | None] = mapped_column(Float)
+    s_xel1: Mapped[int | None] = mapped_column(BigInteger)
+    s_xel2: Mapped[int | None] = mapped_column(BigInteger)
+    t_min: Mapped[float | None] = mapped_column(Float)
+    t_max: Mapped[float | None] = mapped_column(Float)
+    t_exptime: Mapped[float | None] = mapped_column(Float)
+    t_resolution: Mapped[float | None] = mapped_column(Float)
+    t_xel: Mapped[int | None] = mapped_column(BigInteger)
+    em_min: Mapped[float | None] = mapped_column(Float)
+    em_max: Mapped[float | None] = mapped_column(Float)
+    em_res_power: Mapped[float | None] = mapped_column(Float)
+    em_xel: Mapped[int | None] = mapped_column(BigInteger)
+    em_ucd: Mapped[str | None] = mapped_column(String(64))
+    o_ucd: Mapped[str | None] = mapped_column(String(128))
+    o_unit: Mapped[str | None] = mapped_column(String(64))
+    pol_states: Mapped[str | None] = mapped_column(String(64))
+    pol_xel: Mapped[int | None] = mapped_column(BigInteger)
+    facility_name: Mapped[str | None] = mapped_column(String(255))
+    instrument_name: Mapped[str | None] = mapped_column(String(255))
+    #: Wavelength medium of the file (``air`` or ``vacuum``); ``em_*`` are in it.
+    em_medium: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_obscore_position", "s_ra", "s_dec"),
+        Index("ix_obscore_visibility", "visibility"),
     )
