@@ -16,6 +16,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/vocloud db upgrade
+	$(BIN)/vocloud demo-data --load --if-empty
 	$(BIN)/vocloud serve
 
 test: $(STAMP)

@@ -50,12 +50,14 @@ def serve(host: str, port: int) -> None:
 
 
 def _bootstrap(config: Config) -> None:
-    """On an empty database, create the admin ``local`` and print its token once."""
+    """On a database without users (or only ``system``, the owner of the demo data),
+    create the admin ``local`` and print its token once."""
     from uws_service.db import get_database
+    from uws_service.ingest import DEMO_OWNER
     from uws_service.users import UserError, UserService
 
     users = UserService(get_database(config.database_url), config.secret_key)
-    if users.count_users():
+    if users.count_users() > (1 if users.get_user(DEMO_OWNER) else 0):
         return
     try:
         users.create_user("local", None, admin=True)
@@ -212,27 +214,93 @@ def jobs_list(owner: str | None, phases: tuple[str, ...], last: int | None) -> N
 
 
 @main.command("demo-data")
-@click.argument("directory", type=click.Path(file_okay=False, writable=True))
+@click.argument("directory", required=False,
+                type=click.Path(file_okay=False, writable=True))
 @click.option("--count", default=200, show_default=True, type=click.IntRange(min=0),
               help="How many spectra to write.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the random numbers (same seed, same files).")
-def demo_data(directory: str, count: int, seed: int) -> None:
+@click.option("--load", is_flag=True,
+              help="Load the collection into the store instead, public, as the user "
+                   "'system' (folder 'demo').")
+@click.option("--if-empty", is_flag=True,
+              help="With --load: only when nobody has stored anything yet.")
+def demo_data(directory: str | None, count: int, seed: int, load: bool,
+              if_empty: bool) -> None:
     """Write a synthetic collection of Be-star H-alpha spectra to DIRECTORY.
 
     The spectra are written in every supported file layout in turn (FITS
     table, FITS images with linear/log10/ln wavelength scales, LAMOST-like
-    images, VOTable, CSV).
+    images, VOTable, CSV).  With --load they go into the store instead,
+    where anyone can read them and every spectrum is in the catalogue.
     """
     from collections import Counter
 
     from vo.spectra.demo import generate_collection, plan_layouts, write_collection
 
+    if load:
+        from uws_service.db import get_database
+        from uws_service.filestore import FileService
+        from uws_service.ingest import DEMO_FOLDER, DEMO_OWNER, load_demo_data, store_is_empty
+        from uws_service.users import UserService
+
+        config = _config()
+        database = get_database(config.database_url)
+        files = FileService.from_config(config, database)
+        if if_empty and not store_is_empty(files):
+            click.echo("vocloud: the store holds data already; demo data not loaded")
+            return
+        report = load_demo_data(files, UserService(database, config.secret_key), count, seed)
+        click.echo(f"vocloud: loaded {len(report.stored)} demo files ({report.spectra} "
+                   f"spectra) into {config.public_url}/files/{DEMO_OWNER}/{DEMO_FOLDER}/")
+        return
+    if directory is None:
+        raise click.UsageError("give a DIRECTORY to write to, or --load")
     spectra = generate_collection(count, seed=seed)
     paths = write_collection(directory, spectra)
     click.echo(f"wrote {len(paths)} demo spectra to {directory}")
     for layout, number in sorted(Counter(plan_layouts(spectra)).items()):
         click.echo(f"    {layout:<18} {number}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--owner", required=True, help="User who will own the files.")
+@click.option("--into", "target", default="", show_default="the owner's top folder",
+              help="Folder of the owner's tree to put the files in.")
+@click.option("--public", is_flag=True, help="Make the ingested folder readable by anyone.")
+def ingest(path: Path, owner: str, target: str, public: bool) -> None:
+    """Load a server-side folder PATH into a user's store, cataloguing every spectrum.
+
+    Files already stored with the same content are skipped; files of a
+    spectrum format that cannot be read are stored and flagged.
+    """
+    from uws_service.db import get_database
+    from uws_service.errors import ServiceError
+    from uws_service.filestore import FileService
+    from uws_service.ingest import ingest_directory
+    from uws_service.users import UserService
+
+    config = _config()
+    database = get_database(config.database_url)
+    principal = UserService(database, config.secret_key).get_user(owner)
+    if principal is None:
+        raise click.ClickException(f"no such user: {owner!r} (create it with "
+                                   f"'vocloud user create {owner}')")
+    if public and not target:
+        raise click.UsageError("--public needs --into FOLDER (the top folder stays private)")
+    try:
+        report = ingest_directory(FileService.from_config(config, database), principal, path,
+                                  target, public=public)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"stored {len(report.stored)} files ({report.spectra} spectra), "
+               f"skipped {len(report.skipped)} unchanged, refused {len(report.refused)}, "
+               f"flagged {len(report.flagged)} unreadable")
+    for name, reason in sorted(report.flagged.items()):
+        click.echo(f"    flagged: {name}: {reason}")
+    for name, reason in sorted(report.refused.items()):
+        click.echo(f"    refused: {name}: {reason}")
 
 
 # client commands (HTTP only) ----------------------------------------------------
