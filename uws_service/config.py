@@ -127,6 +127,8 @@ class Config:
     quota_bytes: int = 10 * 10**9
     #: Most parts one multipart upload (``POST /files/{user}/{folder}``) may have.
     upload_max_parts: int = 1000
+    #: Largest single file the store accepts (``VOCLOUD_MAX_FILE_SIZE``), bytes.
+    max_file_bytes: int = 20 * 10**9
     strict: bool = False
 
     @classmethod
@@ -156,6 +158,7 @@ class Config:
             "storage": _env("STORAGE"),
             "quota_bytes": _env_size("QUOTA", 10 * 10**9),
             "upload_max_parts": _env_int("UPLOAD_MAX_PARTS", 1000),
+            "max_file_bytes": _env_size("MAX_FILE_SIZE", 20 * 10**9),
             "strict": _env_bool("STRICT", False),
         }
         known = {f.name for f in fields(cls)}

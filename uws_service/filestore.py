@@ -285,13 +285,14 @@ class FileService:
 
     def __init__(self, database: Database, storage: Storage, quota_bytes: int,
                  public_url: str, *, upload_max_parts: int = 1000,
-                 authority: str = "vocloud.local",
+                 authority: str = "vocloud.local", max_file_bytes: int | None = None,
                  catalogue: Catalogue | None = None) -> None:
         self.database = database
         self.storage = storage
         self.quota_bytes = quota_bytes
         self.public_url = public_url.rstrip("/")
         self.upload_max_parts = upload_max_parts
+        self.max_file_bytes = max_file_bytes
         self.catalogue = catalogue or Catalogue(storage, public_url, authority)
 
     @classmethod
@@ -300,7 +301,8 @@ class FileService:
         storage = Storage(config.storage_root)
         return cls(database or get_database(config.database_url), storage,
                    config.quota_bytes, config.public_url,
-                   upload_max_parts=config.upload_max_parts, authority=config.authority)
+                   upload_max_parts=config.upload_max_parts, authority=config.authority,
+                   max_file_bytes=config.max_file_bytes)
 
     # Helpers -------------------------------------------------------------------
 
@@ -717,12 +719,16 @@ class FileService:
             raise Conflict(f"{node!r} is a folder; delete it first to put a file there")
         room = quota_left + (old.size if old else 0)
         with self._storage_errors():
+            if (content_length is not None and self.max_file_bytes is not None
+                    and content_length > self.max_file_bytes):
+                raise FileTooLarge(so_far=content_length, max_size=self.max_file_bytes)
             if content_length is not None and content_length > room:
                 raise QuotaExceeded(so_far=content_length, quota_left=room,
                                     quota=self.quota_bytes)
             try:
                 stored = self.storage.write(owner.name, rel, chunks, quota_left=room,
-                                            quota=self.quota_bytes)
+                                            quota=self.quota_bytes,
+                                            max_size=self.max_file_bytes)
             except IsADirectoryError:
                 raise Conflict(f"{node!r} is a folder; delete it first to put a file there") \
                     from None

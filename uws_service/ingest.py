@@ -138,6 +138,11 @@ def ingest_directory(files: FileService, owner: Principal, source: Path,
         except PathError as exc:
             report.refused[relative] = str(exc)
             continue
+        size = path.stat().st_size
+        if files.max_file_bytes is not None and size > files.max_file_bytes:
+            report.refused[relative] = (f"{size} bytes is more than the largest file the "
+                                        f"store accepts ({files.max_file_bytes} bytes)")
+            continue
         with files.database.read() as session:
             stored_md5 = session.scalar(select(FileNode.md5).where(
                 FileNode.owner_id == owner.id, FileNode.path == rel.as_posix()))
@@ -146,7 +151,7 @@ def ingest_directory(files: FileService, owner: Principal, source: Path,
             continue
         try:
             meta, _ = files.put(owner, owner.name, rel.as_posix(), _chunks(path),
-                                content_length=path.stat().st_size)
+                                content_length=size)
         except ServiceError as exc:
             if exc.status == 413:
                 raise
