@@ -38,7 +38,10 @@ def test_capabilities(client: FlaskClient) -> None:
     assert "selftest" in job_types
     for name in job_types:
         assert urls.count(f"{PUBLIC}/uws/{name}") == 1, name
-    assert len(caps) == 2 + len(job_types)
+    for standard, path in (("ivo://ivoa.net/std/VOSpace/v2.0#nodes", "/vospace/nodes"),
+                           ("ivo://ivoa.net/std/VOSpace#sync-2.1", "/vospace/synctrans")):
+        assert standards[standard].findtext("interface/accessURL") == PUBLIC + path
+    assert len(caps) == 2 + 5 + len(job_types)
 
 
 def test_availability(client: FlaskClient) -> None:

@@ -96,10 +96,11 @@ def create_app(config: Config | None = None) -> Flask:
         return Response("Error: internal error of the service; it has been logged\n",
                         status=500, mimetype="text/plain")
 
-    from uws_service import api, files, vosi
+    from uws_service import api, files, vosi, vospace
 
     app.register_blueprint(vosi.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(files.bp)
+    app.register_blueprint(vospace.bp)
     app.register_blueprint(make_blueprint(UWSMount(name="uws", url_prefix="/uws")))
     return app

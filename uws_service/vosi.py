@@ -21,6 +21,15 @@ from vo.vosi import (
 
 bp = Blueprint("vosi", __name__)
 
+#: VOSpace 2.1 standard identifiers and the resources that implement them.
+VOSPACE_CAPABILITIES = (
+    ("ivo://ivoa.net/std/VOSpace/v2.0#nodes", "nodes"),
+    ("ivo://ivoa.net/std/VOSpace/v2.0#protocols", "protocols"),
+    ("ivo://ivoa.net/std/VOSpace/v2.0#views", "views"),
+    ("ivo://ivoa.net/std/VOSpace/v2.0#properties", "properties"),
+    ("ivo://ivoa.net/std/VOSpace#sync-2.1", "synctrans"),
+)
+
 
 @bp.get("/capabilities")
 def capabilities() -> Response:
@@ -30,6 +39,10 @@ def capabilities() -> Response:
         Capability(VOSI_CAPABILITIES, [Interface(f"{base}/capabilities")]),
         Capability(VOSI_AVAILABILITY, [Interface(f"{base}/availability")]),
     ]
+    # VOSpace 2.1, section 3.1 "Service capabilities": one capability per resource.
+    for standard_id, path in VOSPACE_CAPABILITIES:
+        caps.append(Capability(standard_id, [Interface(f"{base}/vospace/{path}",
+                                                       version="2.1")]))
     for name, registered in sorted(registry.job_types().items()):
         caps.append(Capability(
             None, [Interface(f"{base}/uws/{name}", role=None, version="1.1")],
