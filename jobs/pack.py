@@ -18,14 +18,16 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jobs.base import JobContext, JobType
 from jobs.errors import JobFatalError, JobUsageError
 from uws_service.config import Config
-from uws_service.storage import PathError, Storage, clean_path
+from uws_service.storage import FileStorage, PathError, clean_path, make_storage
 from vo.spectra.model import Spectrum
 from vo.spectra.packing import iter_parquet_batches, write_avro, write_parquet
 from vo.spectra.readers import SpectrumReadError, read_spectrum
@@ -42,6 +44,9 @@ MANIFEST_FILE = "manifest.json"
 
 #: ``progress(fraction, message)``, as :meth:`jobs.base.JobContext.progress`.
 ProgressFunction = Callable[[float | None, str | None], None]
+#: A file to read: a local path, or a callable that lends one for a while (a context
+#: manager yielding the path, such as :meth:`~uws_service.storage.FileStorage.local_copy`).
+FileSource = Path | Callable[[], AbstractContextManager[Path]]
 
 
 class NothingToPack(ValueError):
@@ -98,15 +103,21 @@ def _no_progress(fraction: float | None, message: str | None = None) -> None:
     """Progress sink that ignores everything."""
 
 
-def pack_files(files: Sequence[tuple[str, Path]], output_dir: Path, fmt: str = "parquet",
-               progress: ProgressFunction = _no_progress) -> PackReport:
+def _lend(source: FileSource) -> AbstractContextManager[Path]:
+    """A context manager yielding the local path of a file to read."""
+    return nullcontext(source) if isinstance(source, Path) else source()
+
+
+def pack_files(files: Sequence[tuple[str, FileSource]], output_dir: Path,
+               fmt: str = "parquet", progress: ProgressFunction = _no_progress) -> PackReport:
     """Read spectra files and write them as Parquet and/or Avro into ``output_dir``.
 
     Parameters
     ----------
-    files : sequence of (str, pathlib.Path)
+    files : sequence of (str, FileSource)
         Name shown in the manifest (and used as ``meta.source``) and path of
-        each file, in the order the spectra are written.
+        each file (or a callable lending one, see :data:`FileSource`), in
+        the order the spectra are written.  Files are lent one at a time.
     output_dir : pathlib.Path
         Folder receiving ``spectra.parquet/`` and/or ``spectra.avro``;
         created when missing, existing outputs are replaced.
@@ -136,9 +147,10 @@ def pack_files(files: Sequence[tuple[str, Path]], output_dir: Path, fmt: str = "
     read_share = 0.9 if fmt == "both" else 1.0
 
     def spectra() -> Iterator[Spectrum]:
-        for index, (name, path) in enumerate(files):
+        for index, (name, source) in enumerate(files):
             try:
-                found = read_spectrum(path, name=name)
+                with _lend(source) as path:
+                    found = read_spectrum(path, name=name)
             except SpectrumReadError as exc:
                 report.files.append({"path": name, "status": "skipped", "reason": str(exc)})
             except Exception as exc:  # a bad file must not stop the packing
@@ -208,18 +220,21 @@ def local_files(root: Path, recursive: bool = True, pattern: str = "*") -> list[
     return found
 
 
-def store_files(storage: Storage, owner: str, folder: PurePosixPath, recursive: bool = True,
-                pattern: str = "*") -> list[tuple[str, Path]]:
-    """Files of ``{owner}/{folder}`` in the store, as ``(path in the tree, server path)``.
+def store_files(storage: FileStorage, owner: str, folder: PurePosixPath,
+                recursive: bool = True, pattern: str = "*") -> list[tuple[str, FileSource]]:
+    """Files of ``{owner}/{folder}`` in the store, as ``(path in the tree, source)``.
 
-    Symbolic links and vocloud's reserved names are left out (see
-    :meth:`uws_service.storage.Storage.listdir`).  A file given as
+    Each source lends the file through
+    :meth:`~uws_service.storage.FileStorage.local_copy` when it is read (the
+    file itself in a local store, a temporary download from an object
+    store).  Symbolic links and vocloud's reserved names are left out (see
+    :meth:`~uws_service.storage.FileStorage.listdir`).  A file given as
     ``folder`` is packed alone.
     """
     info = storage.stat(owner, folder)
     if not info.is_dir:
-        return [(folder.as_posix(), storage.path_of(owner, folder))]
-    found: list[tuple[str, Path]] = []
+        return [(folder.as_posix(), partial(storage.local_copy, owner, folder))]
+    found: list[tuple[str, FileSource]] = []
     pending = [folder]
     while pending:
         current = pending.pop()
@@ -228,7 +243,8 @@ def store_files(storage: Storage, owner: str, folder: PurePosixPath, recursive: 
             if node.is_dir:
                 subfolders.append(node.path)
             elif fnmatch.fnmatchcase(node.name, pattern):
-                found.append((node.path.as_posix(), storage.path_of(owner, node.path)))
+                found.append((node.path.as_posix(),
+                              partial(storage.local_copy, owner, node.path)))
         if recursive:
             pending.extend(reversed(subfolders))
     found.sort(key=lambda item: item[0])
@@ -239,7 +255,7 @@ def run(params: Mapping[str, Any], ctx: JobContext) -> None:
     """Pack the owner's folder ``params['input']``; see the module docstring."""
     try:
         folder = clean_path(str(params["input"]).strip("/"))
-        storage = Storage(Config.from_env().storage_root)
+        storage = make_storage(Config.from_env())
         files = store_files(storage, ctx.owner, folder, bool(params.get("recursive", True)),
                             str(params.get("pattern", "*")))
     except PathError as exc:

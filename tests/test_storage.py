@@ -3,7 +3,10 @@
 DESIGN "Store and catalogue": uploads stream into a temporary file under the
 storage root, the quota is counted while bytes arrive, the file is renamed
 into place atomically and a failed upload leaves the old file intact; the
-ETag is the MD5, checksums are MD5 and SHA-256.  Real files in ``tmp_path``.
+ETag is the MD5, checksums are MD5 and SHA-256.  Every test of the common
+behaviour runs twice: on real files in ``tmp_path`` (:class:`LocalStorage`)
+and on fsspec's in-memory file system (:class:`FsspecStorage`, a fresh
+``memory://`` root per test); symbolic links and inodes are local only.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from tests.storage_support import memory_url
 from uws_service.storage import (
     CHUNK_SIZE,
+    FileStorage,
     FileTooLarge,
     FolderNotEmpty,
+    LocalStorage,
     PathError,
     QuotaExceeded,
     RangeError,
@@ -28,25 +34,44 @@ from uws_service.storage import (
     human_size,
     parse_range_header,
 )
+from uws_service.storage_fsspec import FsspecStorage
 
 KIB = 1024
 MIB = 1024 * 1024
 
 
+@pytest.fixture(params=["local", "memory"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStorage]:
+    """The same store on local files and on fsspec's ``memory://`` (a fresh root)."""
+    if request.param == "local":
+        yield Storage(tmp_path / "files")
+        return
+    with memory_url() as url:
+        yield FsspecStorage(url, scratch_dir=tmp_path / "scratch")
+
+
 @pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    return Storage(tmp_path / "files")
+def local_storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "files")
 
 
-def tmp_entries(storage: Storage) -> list[str]:
-    return sorted(os.listdir(storage.tmp_dir)) if storage.tmp_dir.exists() else []
+def tmp_entries(storage: FileStorage) -> list[str]:
+    """Names in the storage's temporary folder (``.vocloud-tmp``)."""
+    if isinstance(storage, LocalStorage):
+        return sorted(os.listdir(storage.tmp_dir)) if storage.tmp_dir.exists() else []
+    assert isinstance(storage, FsspecStorage)
+    try:
+        names = storage.fs.ls(storage.tmp_root, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(name.rsplit("/", 1)[-1] for name in names)
 
 
-def put(storage: Storage, rel: str, data: bytes, owner: str = "alice") -> None:
+def put(storage: FileStorage, rel: str, data: bytes, owner: str = "alice") -> None:
     storage.write(owner, rel, [data])
 
 
-def read(storage: Storage, rel: str, owner: str = "alice") -> bytes:
+def read(storage: FileStorage, rel: str, owner: str = "alice") -> bytes:
     with storage.open_range(owner, rel) as data:
         return data.read_all()
 
@@ -113,32 +138,55 @@ def test_clean_path_accepts(user_path: str) -> None:
     assert not clean_path(user_path).is_absolute()
 
 
-def test_unicode_names_round_trip(storage: Storage) -> None:
+def test_unicode_names_round_trip(storage: FileStorage) -> None:
     put(storage, "Ondřejov/spec.fits", b"SIMPLE")
     assert read(storage, "Ondřejov/spec.fits") == b"SIMPLE"
     assert [n.name for n in storage.listdir("alice")] == ["Ondřejov"]
     assert [n.name for n in storage.listdir("alice", "Ondřejov")] == ["spec.fits"]
 
 
-@pytest.mark.parametrize("owner", ["", "..", "a/b", ".vocloud-tmp", "a\x00", "/root"])
-def test_bad_owner_refused(storage: Storage, owner: str) -> None:
+BAD_OWNERS = ["", "..", "a/b", ".vocloud-tmp", "a\x00", "/root"]
+
+
+@pytest.mark.parametrize("owner", BAD_OWNERS)
+def test_bad_owner_refused(storage: FileStorage, owner: str) -> None:
     with pytest.raises(PathError):
-        storage.path_of(owner, "x")
+        storage.stat(owner, "x")
+    with pytest.raises(PathError):
+        storage.write(owner, "x", [b"x"])
+    with pytest.raises(PathError):
+        storage.listdir(owner)
+    assert tmp_entries(storage) == []
 
 
-def test_path_of_rechecks_pure_paths(storage: Storage) -> None:
+@pytest.mark.parametrize("owner", BAD_OWNERS)
+def test_bad_owner_refused_by_path_of(local_storage: LocalStorage, owner: str) -> None:
+    with pytest.raises(PathError):
+        local_storage.path_of(owner, "x")
+
+
+def test_path_of_rechecks_pure_paths(local_storage: LocalStorage) -> None:
     """A PurePosixPath built elsewhere is checked again, not trusted."""
     for rel in (PurePosixPath("../x"), PurePosixPath("/etc/passwd"),
                 PurePosixPath(".vocloud-tmp/x")):
         with pytest.raises(PathError):
-            storage.path_of("alice", rel)
-    assert storage.path_of("alice", PurePosixPath()) == storage.root / "alice"
+            local_storage.path_of("alice", rel)
+    assert local_storage.path_of("alice", PurePosixPath()) == local_storage.root / "alice"
+
+
+def test_pure_paths_rechecked_by_every_store(storage: FileStorage) -> None:
+    for rel in (PurePosixPath("../x"), PurePosixPath("/etc/passwd"),
+                PurePosixPath(".vocloud-tmp/x")):
+        with pytest.raises(PathError):
+            storage.stat("alice", rel)
+        with pytest.raises(PathError):
+            storage.write("alice", rel, [b"x"])
 
 
 # Writing ---------------------------------------------------------------------------
 
 
-def test_write_returns_checksums(storage: Storage) -> None:
+def test_write_returns_checksums(storage: FileStorage) -> None:
     data = b"hello spectra\n" * 1000
     stored = storage.write("alice", "a/b/c.txt", [data[:100], b"", data[100:]])
     assert stored.path == PurePosixPath("a/b/c.txt")
@@ -146,20 +194,26 @@ def test_write_returns_checksums(storage: Storage) -> None:
     assert stored.md5 == hashlib.md5(data).hexdigest()
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert stored.modified.tzinfo is not None
-    assert (storage.root / "alice/a/b/c.txt").read_bytes() == data
+    assert read(storage, "a/b/c.txt") == data
+    if isinstance(storage, LocalStorage):
+        assert (storage.root / "alice/a/b/c.txt").read_bytes() == data
     assert storage.checksums("alice", "a/b/c.txt") == stored
     assert tmp_entries(storage) == []
 
 
-def test_write_empty_file(storage: Storage) -> None:
+def test_write_empty_file(storage: FileStorage) -> None:
     stored = storage.write("alice", "empty", [])
     assert stored.size == 0
     assert stored.md5 == hashlib.md5(b"").hexdigest()
     assert read(storage, "empty") == b""
 
 
-def test_write_50mb_stream_low_memory(storage: Storage) -> None:
-    """50 MB in 64 KiB chunks: peak Python memory stays under 5 MB, checksums match hashlib."""
+def test_write_50mb_stream_low_memory(storage: FileStorage) -> None:
+    """50 MB in 64 KiB chunks: peak Python memory stays under 5 MB, checksums match hashlib.
+
+    The in-memory file system holds the file in memory by nature, so there
+    only the checksums and the streamed read back are checked.
+    """
     chunk_size = 64 * KIB
     count = 50 * MIB // chunk_size
     base = os.urandom(chunk_size)
@@ -178,18 +232,20 @@ def test_write_50mb_stream_low_memory(storage: Storage) -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 5 * MIB, f"peak {peak} bytes"
+    if isinstance(storage, LocalStorage):
+        assert peak < 5 * MIB, f"peak {peak} bytes"
+        assert (storage.root / "alice/big.bin").stat().st_size == 50 * MIB
     assert stored.size == 50 * MIB
     assert stored.md5 == md5.hexdigest()
     assert stored.sha256 == sha256.hexdigest()
-    assert (storage.root / "alice/big.bin").stat().st_size == 50 * MIB
+    assert storage.stat("alice", "big.bin").size == 50 * MIB
     # Reading it back in ranges is streamed too.
     with storage.open_range("alice", "big.bin") as data:
         sizes = [len(c) for c in data]
     assert max(sizes) == CHUNK_SIZE and sum(sizes) == 50 * MIB
 
 
-def test_quota_exceeded_mid_stream_keeps_old_file(storage: Storage) -> None:
+def test_quota_exceeded_mid_stream_keeps_old_file(storage: FileStorage) -> None:
     old = b"old content" * 100
     put(storage, "data.bin", old)
     pulled: list[int] = []
@@ -216,12 +272,12 @@ def test_quota_message() -> None:
     assert human_size(1500) == "1.5 kB"
 
 
-def test_quota_exactly_fits(storage: Storage) -> None:
+def test_quota_exactly_fits(storage: FileStorage) -> None:
     stored = storage.write("alice", "x", [b"a" * 10, b"b" * 10], quota_left=20, max_size=20)
     assert stored.size == 20
 
 
-def test_max_size(storage: Storage) -> None:
+def test_max_size(storage: FileStorage) -> None:
     put(storage, "f", b"keep")
     with pytest.raises(FileTooLarge, match="at most 100 B"):
         storage.write("alice", "f", [b"x" * 60, b"x" * 60], max_size=100)
@@ -232,7 +288,7 @@ def test_max_size(storage: Storage) -> None:
     assert not storage.exists("alice", "new")
 
 
-def test_iterator_exception_keeps_old_file(storage: Storage) -> None:
+def test_iterator_exception_keeps_old_file(storage: FileStorage) -> None:
     put(storage, "d/f.txt", b"original")
 
     def chunks() -> Iterator[bytes]:
@@ -250,7 +306,17 @@ def test_iterator_exception_keeps_old_file(storage: Storage) -> None:
     assert [n.name for n in storage.listdir("alice", "d")] == ["f.txt"]
 
 
-def test_write_replaces_atomically_and_creates_parents(storage: Storage) -> None:
+def test_write_replaces_and_creates_parents(storage: FileStorage) -> None:
+    put(storage, "x/y/z.txt", b"one")
+    assert storage.stat("alice", "x/y").is_dir and storage.stat("alice", "x").is_dir
+    put(storage, "x/y/z.txt", b"two")
+    assert read(storage, "x/y/z.txt") == b"two"
+    assert [n.name for n in storage.listdir("alice", "x/y")] == ["z.txt"]
+    assert tmp_entries(storage) == []
+
+
+def test_write_replaces_atomically_in_place(local_storage: LocalStorage) -> None:
+    storage = local_storage
     put(storage, "x/y/z.txt", b"one")
     inode_dir = os.stat(storage.root / "alice/x/y").st_ino
     put(storage, "x/y/z.txt", b"two")
@@ -259,7 +325,7 @@ def test_write_replaces_atomically_and_creates_parents(storage: Storage) -> None
     assert storage.tmp_dir.parent == storage.root  # same file system as the trees
 
 
-def test_write_refuses_folder_and_file_parent(storage: Storage) -> None:
+def test_write_refuses_folder_and_file_parent(storage: FileStorage) -> None:
     storage.mkdir("alice", "folder")
     with pytest.raises(IsADirectoryError):
         storage.write("alice", "folder", [b"x"])
@@ -271,7 +337,8 @@ def test_write_refuses_folder_and_file_parent(storage: Storage) -> None:
     assert tmp_entries(storage) == []
 
 
-def test_cleanup_tmp(storage: Storage) -> None:
+def test_cleanup_tmp(local_storage: LocalStorage) -> None:
+    storage = local_storage
     storage.tmp_dir.mkdir(parents=True)
     stale = storage.tmp_dir / "stale"
     stale.write_bytes(b"x")
@@ -320,7 +387,7 @@ def test_parse_range_unsatisfiable(header: str, size: int) -> None:
     assert info.value.size == size
 
 
-def test_read_ranges(storage: Storage) -> None:
+def test_read_ranges(storage: FileStorage) -> None:
     put(storage, "r.bin", DATA)
 
     def get(start: int, end: int | None) -> bytes:
@@ -346,7 +413,7 @@ def test_read_ranges(storage: Storage) -> None:
         storage.open_range("alice", "dir")
 
 
-def test_read_range_chunks_at_most_1mib(storage: Storage) -> None:
+def test_read_range_chunks_at_most_1mib(storage: FileStorage) -> None:
     data = os.urandom(3 * MIB + 17)
     put(storage, "three", data)
     with storage.open_range("alice", "three", 5, len(data) - 2) as rng:
@@ -355,7 +422,7 @@ def test_read_range_chunks_at_most_1mib(storage: Storage) -> None:
     assert b"".join(chunks) == data[5:-1]
 
 
-def test_read_empty_file(storage: Storage) -> None:
+def test_read_empty_file(storage: FileStorage) -> None:
     put(storage, "empty", b"")
     with storage.open_range("alice", "empty") as data:
         assert data.length == 0
@@ -368,9 +435,10 @@ def test_read_empty_file(storage: Storage) -> None:
 
 
 @pytest.fixture
-def linked(storage: Storage, tmp_path: Path) -> Path:
+def linked(local_storage: LocalStorage, tmp_path: Path) -> Path:
     """alice/ has a real file and folder, plus ``link`` -> an outside folder and
     ``flink`` -> an outside file; bob's whole folder is a link to the outside."""
+    storage = local_storage
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_bytes(b"secret")
@@ -418,8 +486,9 @@ SYMLINK_OPS = {
 
 
 @pytest.mark.parametrize("op", list(SYMLINK_OPS))
-def test_symlinks_refused(storage: Storage, linked: Path, op: str) -> None:
+def test_symlinks_refused(local_storage: LocalStorage, linked: Path, op: str) -> None:
     """Every operation refuses a path through or naming a symlink, and touches nothing."""
+    storage = local_storage
     before = snapshot(linked)
     tree_before = snapshot(storage.root / "alice")
     with pytest.raises(PathError, match="symbolic link"):
@@ -431,13 +500,16 @@ def test_symlinks_refused(storage: Storage, linked: Path, op: str) -> None:
     assert tmp_entries(storage) == []
 
 
-def test_symlinks_skipped_in_listing_and_usage(storage: Storage, linked: Path) -> None:
+def test_symlinks_skipped_in_listing_and_usage(local_storage: LocalStorage,
+                                               linked: Path) -> None:
+    storage = local_storage
     assert [n.name for n in storage.listdir("alice")] == ["real.txt", "realdir"]
     assert storage.usage("alice") == 4  # the 6-byte secret is not counted
 
 
-def test_folder_with_link_inside(storage: Storage, linked: Path) -> None:
+def test_folder_with_link_inside(local_storage: LocalStorage, linked: Path) -> None:
     """Copying a folder holding a link is refused; deleting it removes the link, not its target."""
+    storage = local_storage
     os.symlink(linked / "secret.txt", storage.root / "alice/realdir/inner")
     with pytest.raises(PathError, match="symbolic link"):
         storage.copy("alice", "realdir", "copy")
@@ -451,7 +523,7 @@ def test_folder_with_link_inside(storage: Storage, linked: Path) -> None:
 # Nodes: mkdir, listdir, delete, move, copy, usage ----------------------------------
 
 
-def test_mkdir(storage: Storage) -> None:
+def test_mkdir(storage: FileStorage) -> None:
     info = storage.mkdir("alice", "a/b/c")
     assert info.is_dir and info.path == PurePosixPath("a/b/c")
     storage.mkdir("alice", "a/b/c")  # exist_ok by default
@@ -464,7 +536,7 @@ def test_mkdir(storage: Storage) -> None:
         storage.mkdir("alice", "a/file/sub")
 
 
-def test_listdir_and_stat(storage: Storage) -> None:
+def test_listdir_and_stat(storage: FileStorage) -> None:
     assert storage.listdir("alice") == []  # no tree yet
     assert storage.stat("alice", PurePosixPath()).is_dir
     put(storage, "b.txt", b"12345")
@@ -483,7 +555,7 @@ def test_listdir_and_stat(storage: Storage) -> None:
         storage.listdir("alice", "nope")
 
 
-def test_delete(storage: Storage) -> None:
+def test_delete(storage: FileStorage) -> None:
     put(storage, "d/sub/f", b"x")
     put(storage, "g", b"y")
     storage.delete("alice", "g")
@@ -502,7 +574,7 @@ def test_delete(storage: Storage) -> None:
     assert tmp_entries(storage) == []
 
 
-def test_move(storage: Storage) -> None:
+def test_move(storage: FileStorage) -> None:
     put(storage, "a.txt", b"A")
     put(storage, "b.txt", b"B")
     storage.move("alice", "a.txt", "new/place/a2.txt")
@@ -519,7 +591,7 @@ def test_move(storage: Storage) -> None:
         storage.move("alice", "new", "new")
 
 
-def test_move_folder_into_itself_refused(storage: Storage) -> None:
+def test_move_folder_into_itself_refused(storage: FileStorage) -> None:
     put(storage, "top/sub/f", b"x")
     for dst in ("top/sub", "top/inner", "top/sub/deeper"):
         with pytest.raises(PathError, match="into itself"):
@@ -531,7 +603,7 @@ def test_move_folder_into_itself_refused(storage: Storage) -> None:
     assert read(storage, "top2/sub/f") == b"x"
 
 
-def test_move_folder_overwrite(storage: Storage) -> None:
+def test_move_folder_overwrite(storage: FileStorage) -> None:
     put(storage, "src/one", b"1")
     put(storage, "dst/two", b"2")
     with pytest.raises(FileExistsError):
@@ -549,7 +621,7 @@ def test_move_folder_overwrite(storage: Storage) -> None:
     assert tmp_entries(storage) == []
 
 
-def test_copy(storage: Storage) -> None:
+def test_copy(storage: FileStorage) -> None:
     put(storage, "f.txt", b"data")
     put(storage, "dir/a", b"a")
     put(storage, "dir/sub/b", b"bb")
@@ -572,7 +644,7 @@ def test_copy(storage: Storage) -> None:
     assert tmp_entries(storage) == []
 
 
-def test_usage(storage: Storage) -> None:
+def test_usage(storage: FileStorage) -> None:
     assert storage.usage("alice") == 0
     put(storage, "a", b"x" * 100)
     put(storage, "d/e/f", b"y" * 50)

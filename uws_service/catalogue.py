@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from uws_service.models import FileNode, ObsCore
-from uws_service.storage import Storage
+from uws_service.storage import FileStorage
 from vo.obscore import obscore_values
 from vo.spectra.readers import SpectrumReadError, read_spectrum
 
@@ -69,8 +69,9 @@ class Catalogue:
 
     Parameters
     ----------
-    storage : Storage
-        Where the files are.
+    storage : FileStorage
+        Where the files are; a file is read through
+        :meth:`~uws_service.storage.FileStorage.local_copy`.
     public_url : str
         Base of ``access_url`` (``VOCLOUD_PUBLIC_URL``).
     authority : str
@@ -79,7 +80,7 @@ class Catalogue:
         Larger files are flagged instead of read.
     """
 
-    def __init__(self, storage: Storage, public_url: str, authority: str, *,
+    def __init__(self, storage: FileStorage, public_url: str, authority: str, *,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.storage = storage
         self.public_url = public_url.rstrip("/")
@@ -114,8 +115,8 @@ class Catalogue:
                 f"{path.name}: not read for the catalogue, {size} bytes is more than "
                 f"{self.max_bytes}"))
         try:
-            local = self.storage.path_of(owner, path)
-            spectra = read_spectrum(local, name=path.name)
+            with self.storage.local_copy(owner, path) as local:
+                spectra = read_spectrum(local, name=path.name)
         except SpectrumReadError as exc:
             return CatalogueEntry(candidate=True, error=str(exc))
         except (OSError, ValueError, MemoryError) as exc:

@@ -2,7 +2,8 @@
 
 Who may read and write a node, the quota, and keeping the ``file_node``
 rows (and the spectrum catalogue) in step with the bytes in
-:class:`~uws_service.storage.Storage`.  The HTTP layer is
+:class:`~uws_service.storage.FileStorage` (a local folder or any fsspec
+URL, see :func:`~uws_service.storage.make_storage`).  The HTTP layer is
 :mod:`uws_service.files`, the JSON management endpoints are in
 :mod:`uws_service.api`, the VOSpace view is :mod:`uws_service.vospace`, and
 jobs (imports) write through the same service from worker processes.
@@ -54,15 +55,16 @@ from uws_service.models import FileNode, FileShare, User, Visibility, utcnow
 from uws_service.storage import (
     OWNER_FOLDER,
     FileRange,
+    FileStorage,
     FileTooLarge,
     FolderNotEmpty,
     NodeInfo,
     PathError,
     QuotaExceeded,
     RangeError,
-    Storage,
     StoredFile,
     clean_path,
+    make_storage,
 )
 from uws_service.users import Principal
 
@@ -265,7 +267,7 @@ class FileService:
     ----------
     database : Database
         Holds the ``file_node`` catalogue and the users.
-    storage : Storage
+    storage : FileStorage
         Holds the bytes.
     quota_bytes : int
         Bytes each user may store.
@@ -283,7 +285,7 @@ class FileService:
     the file once to compute its checksums.
     """
 
-    def __init__(self, database: Database, storage: Storage, quota_bytes: int,
+    def __init__(self, database: Database, storage: FileStorage, quota_bytes: int,
                  public_url: str, *, upload_max_parts: int = 1000,
                  authority: str = "vocloud.local", max_file_bytes: int | None = None,
                  catalogue: Catalogue | None = None) -> None:
@@ -298,7 +300,7 @@ class FileService:
     @classmethod
     def from_config(cls, config: Config, database: Database | None = None) -> FileService:
         """The file store a configuration describes (web server, workers and CLI alike)."""
-        storage = Storage(config.storage_root)
+        storage = make_storage(config)
         return cls(database or get_database(config.database_url), storage,
                    config.quota_bytes, config.public_url,
                    upload_max_parts=config.upload_max_parts, authority=config.authority,
@@ -926,7 +928,7 @@ class FileService:
     @staticmethod
     @contextmanager
     def _storage_errors() -> Iterator[None]:
-        """Translate the errors of :class:`Storage` into service errors (HTTP statuses)."""
+        """Translate the errors of :class:`FileStorage` into service errors (HTTP statuses)."""
         try:
             yield
         except (QuotaExceeded, FileTooLarge) as exc:

@@ -170,25 +170,25 @@ def ingest_directory(files: FileService, owner: Principal, source: Path,
 
 
 def store_is_empty(files: FileService) -> bool:
-    """Whether no user has stored anything yet (no rows and no files on disk)."""
+    """Whether no user has stored anything yet (no rows and no files in the storage)."""
     with files.database.read() as session:
         if session.scalar(select(func.count()).select_from(FileNode)):
             return False
-    root = files.storage.root
-    return not root.exists() or not any(
-        entry.name for entry in root.iterdir() if not entry.name.startswith("."))
+    return files.storage.is_empty()
 
 
 def load_demo_data(files: FileService, users: UserService, count: int = 200,
                    seed: int = 0) -> IngestReport:
     """Write the synthetic Be-star collection and ingest it, public, for the user ``system``.
 
-    The user is created (without a password: nobody logs in as it) when missing.
+    The user is created (without a password: nobody logs in as it) when missing.  The
+    files are written to a local scratch folder (the storage's ``scratch_dir``, under
+    ``VOCLOUD_HOME``) and ingested from there, wherever the storage is.
     """
     from vo.spectra.demo import generate_collection, write_collection
 
     owner = users.get_user(DEMO_OWNER) or users.create_user(DEMO_OWNER, None)
-    scratch = files.storage.root / ".demo"
+    scratch = files.storage.scratch_dir
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         write_collection(folder, generate_collection(count, seed=seed))

@@ -186,8 +186,8 @@ class Visibility(enum.StrEnum):
 class FileNode(Base):
     """A file or folder of a user's store: the catalogue entry of ``{owner}/{path}``.
 
-    The bytes live in :class:`uws_service.storage.Storage`; this row keeps
-    what the file system cannot: checksums (the MD5 is the HTTP ETag), the
+    The bytes live in a :class:`uws_service.storage.FileStorage`; this row
+    keeps what the storage cannot: checksums (the MD5 is the HTTP ETag), the
     media type given at upload, the visibility, and whether the file could
     be read as a spectrum (``spectra``: how many it holds, None for a file
     that is not a spectrum format; ``catalogue_error``: why it could not

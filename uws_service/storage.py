@@ -5,7 +5,17 @@ Flask-free, so the web application, the VOSpace service and the Celery
 workers share it.  The layout is ``{root}/{owner}/{path}``; a VOSpace node
 path is ``{owner}/{path}`` (DESIGN, "Store and catalogue").
 
-Rules kept by every operation:
+:class:`FileStorage` is the interface the file service and the jobs use.
+:class:`LocalStorage` (also importable as ``Storage``) keeps the files in a
+local folder, the default; :class:`~uws_service.storage_fsspec.FsspecStorage`
+keeps them behind any fsspec URL (``s3://bucket/prefix``, ...) for the
+scaled-out mode.  :func:`make_storage` picks one from ``VOCLOUD_STORAGE``.
+Readers that need a file on disk (the spectrum readers) ask for
+:meth:`FileStorage.local_copy`: the file itself for local storage, a
+temporary download otherwise.
+
+Rules kept by every operation of :class:`LocalStorage` (the fsspec class
+keeps the path rules and the atomic replacement; see its notes):
 
 * User paths go through :func:`clean_path`, which refuses rather than
   repairs anything odd (``..``, ``.``, empty segments, absolute and Windows
@@ -32,6 +42,7 @@ Rules kept by every operation:
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 import re
@@ -41,10 +52,15 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from uws_service.config import Config
 
 __all__ = [
     "CHUNK_SIZE",
@@ -53,8 +69,10 @@ __all__ = [
     "OWNER_FOLDER",
     "RESERVED_PREFIX",
     "FileRange",
+    "FileStorage",
     "FileTooLarge",
     "FolderNotEmpty",
+    "LocalStorage",
     "NodeInfo",
     "PathError",
     "QuotaExceeded",
@@ -63,10 +81,11 @@ __all__ = [
     "StoredFile",
     "clean_path",
     "human_size",
+    "make_storage",
     "parse_range_header",
 ]
 
-#: Largest chunk :meth:`Storage.open_range` yields.
+#: Largest chunk :meth:`FileStorage.open_range` yields.
 CHUNK_SIZE = 1024 * 1024
 #: Longest segment (file or folder name), in bytes of UTF-8.
 MAX_NAME_BYTES = 255
@@ -346,9 +365,19 @@ class NodeInfo:
 class FileRange:
     """Bytes ``[start, end]`` of an open file, iterated in chunks of at most 1 MiB.
 
-    Made by :meth:`Storage.open_range`.  Iterate it once; it closes the file
-    at the end, on :meth:`close` (which WSGI servers call) or on leaving a
-    ``with`` block.
+    Made by :meth:`FileStorage.open_range`.  Iterate it once; it closes the
+    file at the end, on :meth:`close` (which WSGI servers call) or on
+    leaving a ``with`` block.
+
+    Parameters
+    ----------
+    file : int or binary file object
+        An open file descriptor (taken over) or a seekable binary file
+        object (an fsspec file).
+    size, start, end : int
+        As the attributes.
+    modified : datetime
+        As the attribute.
 
     Attributes
     ----------
@@ -363,8 +392,10 @@ class FileRange:
         Modification time of the file, UTC.
     """
 
-    def __init__(self, fd: int, size: int, start: int, end: int, modified: datetime) -> None:
-        self._file = os.fdopen(fd, "rb", buffering=0)
+    def __init__(self, file: int | BinaryIO, size: int, start: int, end: int,
+                 modified: datetime) -> None:
+        self._file: BinaryIO = (os.fdopen(file, "rb", buffering=0) if isinstance(file, int)
+                                else file)
         self.size = size
         self.start = start
         self.end = end
@@ -373,12 +404,16 @@ class FileRange:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            self._file.seek(self.start)
+            position = self.start
             remaining = self.length
             while remaining > 0:
+                # Seek before every read: a file object of an in-memory store
+                # may be shared with another reader.
+                self._file.seek(position)
                 chunk = self._file.read(min(remaining, CHUNK_SIZE))
                 if not chunk:  # the file shrank under us
                     break
+                position += len(chunk)
                 remaining -= len(chunk)
                 yield chunk
         finally:
@@ -460,8 +495,308 @@ def parse_range_header(value: str, size: int) -> tuple[int, int] | None:
 # Storage ---------------------------------------------------------------------------
 
 
-class Storage:
-    """The users' files under one storage root.
+class FileStorage(abc.ABC):
+    """Where the users' files live: the operations the file service and the jobs use.
+
+    Every method takes the ``owner`` (one path segment) and a path inside
+    the owner's tree (``str`` or ``PurePosixPath``, checked again with
+    :func:`clean_path`; ``PurePosixPath()`` is the owner's own folder, which
+    exists implicitly).  All implementations raise the same exceptions, so
+    the web layer maps them to HTTP statuses once: :class:`FileNotFoundError`,
+    :class:`FileExistsError`, :class:`IsADirectoryError`,
+    :class:`NotADirectoryError`, :class:`FolderNotEmpty`, :class:`PathError`,
+    :class:`QuotaExceeded`, :class:`FileTooLarge` and :class:`RangeError`.
+
+    Attributes
+    ----------
+    location : str
+        Where the files are (a folder or a URL), for messages.
+    scratch_dir : Path
+        A local folder for temporary copies of stored files (see
+        :meth:`local_copy`) and other scratch work; never the store itself.
+    """
+
+    location: str
+    scratch_dir: Path
+
+    # Writing -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def write(self, owner: str, rel: str | PurePosixPath, chunks: Iterable[bytes], *,
+              quota_left: int | None = None, max_size: int | None = None,
+              quota: int | None = None) -> StoredFile:
+        """Store a stream of bytes as ``{owner}/{rel}``, replacing any old file atomically.
+
+        Parameters
+        ----------
+        owner : str
+            User name.
+        rel : str or PurePosixPath
+            Path of the file; missing parent folders are created.
+        chunks : iterable of bytes
+            The content; an exception raised while iterating aborts the write.
+        quota_left : int, optional
+            Bytes this file may occupy (the file being replaced is not credited).
+        max_size : int, optional
+            Largest size of one file.
+        quota : int, optional
+            The whole quota, only for the :class:`QuotaExceeded` message.
+
+        Returns
+        -------
+        StoredFile
+            Path, size, MD5, SHA-256 and modification time.
+
+        Raises
+        ------
+        QuotaExceeded, FileTooLarge
+            As soon as the byte count passes a limit; the iterator is not
+            read further.
+        PathError
+            For a refused path.
+        IsADirectoryError, NotADirectoryError
+            When the target is a folder or a parent is a file.
+
+        Notes
+        -----
+        On any failure the old file, if there was one, is unchanged and no
+        temporary file is left.
+        """
+
+    # Reading -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def open_range(self, owner: str, rel: str | PurePosixPath, start: int = 0,
+                   end: int | None = None) -> FileRange:
+        """Open bytes ``[start, end]`` (inclusive, as in HTTP ranges) of a file.
+
+        Parameters
+        ----------
+        owner : str
+            User name.
+        rel : str or PurePosixPath
+            Path of the file.
+        start : int
+            First byte.
+        end : int, optional
+            Last byte, inclusive; None for the end of the file.
+
+        Returns
+        -------
+        FileRange
+            An iterable of chunks of at most 1 MiB, closed at its end; the
+            whole of an empty file (``start=0, end=None``) yields nothing.
+
+        Raises
+        ------
+        RangeError
+            Unless ``0 <= start <= end < size``.
+        FileNotFoundError, IsADirectoryError, PathError
+            For a missing node, a folder, or a refused path.
+        """
+
+    def read_range(self, owner: str, rel: str | PurePosixPath, start: int = 0,
+                   end: int | None = None) -> Iterator[bytes]:
+        """Iterator over bytes ``[start, end]``; checks happen now, as in :meth:`open_range`."""
+        return iter(self.open_range(owner, rel, start, end))
+
+    def checksums(self, owner: str, rel: str | PurePosixPath) -> StoredFile:
+        """Read a stored file through and return its size, MD5 and SHA-256."""
+        rel = _as_rel(rel)
+        md5 = hashlib.md5(usedforsecurity=False)
+        sha256 = hashlib.sha256()
+        size = 0
+        with self.open_range(owner, rel) as data:
+            modified = data.modified
+            for chunk in data:
+                size += len(chunk)
+                md5.update(chunk)
+                sha256.update(chunk)
+        return StoredFile(path=rel, size=size, md5=md5.hexdigest(), sha256=sha256.hexdigest(),
+                          modified=modified)
+
+    @abc.abstractmethod
+    def local_copy(self, owner: str,
+                   rel: str | PurePosixPath) -> AbstractContextManager[Path]:
+        """A context manager lending a stored file as a local path, for readers that need one.
+
+        Parameters
+        ----------
+        owner : str
+            User name.
+        rel : str or PurePosixPath
+            Path of the file.
+
+        Returns
+        -------
+        context manager of Path
+            Yields a path to read (never to write): the file itself where
+            the store is a local folder, else a temporary download under
+            :attr:`scratch_dir`, removed on exit.
+
+        Raises
+        ------
+        FileNotFoundError, IsADirectoryError, PathError
+            For a missing node, a folder, or a refused path.
+        """
+
+    # Nodes ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def stat(self, owner: str, rel: str | PurePosixPath) -> NodeInfo:
+        """The file or folder ``{owner}/{rel}``.
+
+        Raises
+        ------
+        FileNotFoundError
+            When it does not exist (the owner's own folder always exists).
+        PathError
+            For a refused path.
+        """
+
+    def exists(self, owner: str, rel: str | PurePosixPath) -> bool:
+        """Whether ``{owner}/{rel}`` exists (a refused path raises :class:`PathError`)."""
+        try:
+            self.stat(owner, rel)
+        except FileNotFoundError:
+            return False
+        return True
+
+    @abc.abstractmethod
+    def listdir(self, owner: str, rel: str | PurePosixPath = OWNER_FOLDER) -> list[NodeInfo]:
+        """Files and folders directly in a folder, sorted by name; reserved names left out.
+
+        Raises
+        ------
+        FileNotFoundError, NotADirectoryError, PathError
+            For a missing folder, a file, or a refused path.
+        """
+
+    @abc.abstractmethod
+    def mkdir(self, owner: str, rel: str | PurePosixPath, *, exist_ok: bool = True) -> NodeInfo:
+        """Create a folder and its missing parents.
+
+        Parameters
+        ----------
+        owner : str
+            User name.
+        rel : str or PurePosixPath
+            Path of the folder.
+        exist_ok : bool
+            When False, an existing folder raises :class:`FileExistsError`.
+
+        Raises
+        ------
+        FileExistsError
+            When a file is in the way (at ``rel`` itself), or the folder exists
+            and ``exist_ok`` is False.
+        NotADirectoryError
+            When a parent is a file.
+        PathError
+            For a refused path.
+        """
+
+    @abc.abstractmethod
+    def delete(self, owner: str, rel: str | PurePosixPath, *, recursive: bool = False) -> None:
+        """Delete a file, or a folder (with its content when ``recursive``).
+
+        Raises
+        ------
+        FileNotFoundError
+            When it does not exist.
+        FolderNotEmpty
+            For a folder with content and ``recursive=False``.
+        PathError
+            For a refused path or the owner's own folder.
+        """
+
+    @abc.abstractmethod
+    def move(self, owner: str, src: str | PurePosixPath, dst: str | PurePosixPath, *,
+             overwrite: bool = False) -> NodeInfo:
+        """Move (rename) a file or folder.
+
+        Parameters
+        ----------
+        owner : str
+            User name.
+        src, dst : str or PurePosixPath
+            Source and destination paths; missing parents of ``dst`` are created.
+        overwrite : bool
+            Replace an existing ``dst`` of the same kind (a folder is
+            replaced as a whole, not merged).
+
+        Returns
+        -------
+        NodeInfo
+            The moved node at ``dst``.
+
+        Raises
+        ------
+        FileNotFoundError
+            For a missing source.
+        FileExistsError
+            When ``dst`` exists and ``overwrite`` is False.
+        IsADirectoryError, NotADirectoryError
+            When ``overwrite`` would replace a node of the other kind.
+        PathError
+            For refused paths, a folder moved into itself, or the owner's folder.
+        """
+
+    @abc.abstractmethod
+    def copy(self, owner: str, src: str | PurePosixPath, dst: str | PurePosixPath, *,
+             overwrite: bool = False, quota_left: int | None = None,
+             quota: int | None = None) -> NodeInfo:
+        """Copy a file or folder.
+
+        Parameters
+        ----------
+        owner : str
+            User name.
+        src, dst : str or PurePosixPath
+            Source and destination paths; missing parents of ``dst`` are created.
+        overwrite : bool
+            Replace an existing ``dst`` of the same kind (a folder as a whole).
+        quota_left : int, optional
+            Bytes the copy may occupy; checked before copying.
+        quota : int, optional
+            The whole quota, only for the :class:`QuotaExceeded` message.
+
+        Returns
+        -------
+        NodeInfo
+            The new node at ``dst``.
+
+        Raises
+        ------
+        QuotaExceeded
+            When the copy would not fit.
+        FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PathError
+            As for :meth:`move`.
+        """
+
+    # Accounting ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def usage(self, owner: str) -> int:
+        """Bytes used by ``owner``: the sum of the sizes of the files in the tree."""
+
+    @abc.abstractmethod
+    def is_empty(self) -> bool:
+        """Whether no owner has anything in the store yet (vocloud's own entries aside)."""
+
+    @abc.abstractmethod
+    def cleanup_tmp(self, older_than: float = 86400.0) -> int:
+        """Remove temporary files left by crashed processes; returns how many.
+
+        Parameters
+        ----------
+        older_than : float
+            Age in seconds; younger entries may belong to writes in progress.
+        """
+
+
+class LocalStorage(FileStorage):
+    """The users' files under one storage root in a local (or mounted) folder.
 
     Parameters
     ----------
@@ -469,6 +804,9 @@ class Storage:
         Storage root, e.g. ``Config.home / "files"``; created on first
         write.  It is resolved once, so a symlink *above* the root is fine;
         below it none is followed.
+    scratch_dir : Path, optional
+        Local folder for scratch work (:attr:`FileStorage.scratch_dir`);
+        by default the storage's own temporary folder.
 
     Notes
     -----
@@ -478,9 +816,11 @@ class Storage:
     implicitly (listing it before any upload gives an empty list).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, scratch_dir: Path | None = None) -> None:
         self.root = Path(os.path.realpath(root))
         self.tmp_dir = self.root / TMP_DIR_NAME
+        self.location = str(self.root)
+        self.scratch_dir = scratch_dir if scratch_dir is not None else self.tmp_dir
 
     # Paths ---------------------------------------------------------------------
 
@@ -724,25 +1064,25 @@ class Storage:
             os.close(fd)
             raise
 
-    def read_range(self, owner: str, rel: str | PurePosixPath, start: int = 0,
-                   end: int | None = None) -> Iterator[bytes]:
-        """Iterator over bytes ``[start, end]``; checks happen now, as in :meth:`open_range`."""
-        return iter(self.open_range(owner, rel, start, end))
+    @contextmanager
+    def local_copy(self, owner: str, rel: str | PurePosixPath) -> Iterator[Path]:
+        """The stored file itself, checked as in :meth:`path_of` (no copy is made).
 
-    def checksums(self, owner: str, rel: str | PurePosixPath) -> StoredFile:
-        """Read a stored file through and return its size, MD5 and SHA-256."""
+        Raises
+        ------
+        FileNotFoundError, IsADirectoryError, PathError
+            For a missing node, a folder, a symbolic link or a refused path.
+        """
         rel = _as_rel(rel)
-        md5 = hashlib.md5(usedforsecurity=False)
-        sha256 = hashlib.sha256()
-        size = 0
-        with self.open_range(owner, rel) as data:
-            modified = data.modified
-            for chunk in data:
-                size += len(chunk)
-                md5.update(chunk)
-                sha256.update(chunk)
-        return StoredFile(path=rel, size=size, md5=md5.hexdigest(), sha256=sha256.hexdigest(),
-                          modified=modified)
+        path = self.path_of(owner, rel)
+        st = self._lstat(owner, rel, path)
+        if st is None:
+            raise FileNotFoundError(f"no such file: {_node(owner, rel)!r}")
+        if stat_mod.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"{_node(owner, rel)!r} is a folder")
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise PathError(f"{_node(owner, rel)!r} is not a regular file")
+        yield path
 
     # Nodes ---------------------------------------------------------------------
 
@@ -769,14 +1109,6 @@ class Storage:
     def _info(rel: PurePosixPath, st: os.stat_result) -> NodeInfo:
         is_dir = stat_mod.S_ISDIR(st.st_mode)
         return NodeInfo(rel, is_dir, 0 if is_dir else st.st_size, _mtime(st))
-
-    def exists(self, owner: str, rel: str | PurePosixPath) -> bool:
-        """Whether ``{owner}/{rel}`` exists (a refused path raises :class:`PathError`)."""
-        try:
-            self.stat(owner, rel)
-        except FileNotFoundError:
-            return False
-        return True
 
     def listdir(self, owner: str, rel: str | PurePosixPath = OWNER_FOLDER) -> list[NodeInfo]:
         """Files and folders directly in a folder, sorted by name.
@@ -1059,6 +1391,13 @@ class Storage:
             return 0
         return self._tree_size(path)
 
+    def is_empty(self) -> bool:
+        """Whether the root holds no owner folder (nor any other entry not starting with ``.``)."""
+        if not self.root.is_dir():
+            return True
+        with os.scandir(self.root) as entries:
+            return not any(not entry.name.startswith(".") for entry in entries)
+
     def cleanup_tmp(self, older_than: float = 86400.0) -> int:
         """Remove temporary files left by crashed processes; returns how many.
 
@@ -1097,3 +1436,37 @@ def _copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
             os.fsync(fout.fileno())
     shutil.copystat(src, dst, follow_symlinks=False)
     return os.fspath(dst)
+
+#: The historical name of :class:`LocalStorage`.
+Storage = LocalStorage
+
+
+def make_storage(config: Config) -> FileStorage:
+    """The storage ``VOCLOUD_STORAGE`` names: a local folder, or any fsspec URL.
+
+    Parameters
+    ----------
+    config : Config
+        The configuration; temporary local copies of stored files go under
+        ``config.home / "scratch"``.
+
+    Returns
+    -------
+    FileStorage
+        A :class:`LocalStorage` for a path or a ``file://`` URL (the default
+        ``home / "files"`` included), else an
+        :class:`~uws_service.storage_fsspec.FsspecStorage`.
+
+    Raises
+    ------
+    ValueError
+        For a URL whose protocol fsspec does not know, or whose package is
+        not installed.
+    """
+    scratch = config.home / "scratch"
+    url = config.storage_url
+    if url is None:
+        return LocalStorage(config.storage_root, scratch_dir=scratch)
+    from uws_service.storage_fsspec import FsspecStorage
+
+    return FsspecStorage(url, scratch_dir=scratch)
