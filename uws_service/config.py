@@ -7,6 +7,7 @@ setting at all; the scaled-out mode sets the database and broker URLs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, fields, replace
@@ -68,6 +69,60 @@ def _env_size(name: str, default: int) -> int:
     return parse_size(value) if value is not None else default
 
 
+def _env_networks(name: str) -> tuple[str, ...]:
+    """A comma- or space-separated list of CIDR networks, each checked."""
+    value = _env(name)
+    if value is None:
+        return ()
+    networks = tuple(item for item in value.replace(",", " ").split() if item)
+    for item in networks:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"VOCLOUD_{name}: {item!r} is not an IP network "
+                             "(write e.g. 127.0.0.0/8,::1/128)") from None
+    return networks
+
+
+def _is_local_storage(value: str) -> bool:
+    """Whether a ``VOCLOUD_STORAGE`` value names a local folder (a path or a ``file://`` URL)."""
+    return value.startswith("file://") or ("://" not in value and "::" not in value)
+
+
+def check_storage_url(value: str | None) -> None:
+    """Refuse a ``VOCLOUD_STORAGE`` URL whose protocol fsspec cannot serve.
+
+    Parameters
+    ----------
+    value : str or None
+        The setting; None, a path and a ``file://`` URL always pass.
+
+    Raises
+    ------
+    ValueError
+        For a protocol fsspec does not know, or one whose package is not
+        installed (``s3://`` needs s3fs, ``gs://`` gcsfs...).
+    """
+    if not value or _is_local_storage(value):
+        return
+    import fsspec
+    from fsspec.core import split_protocol
+
+    for part in value.split("::"):
+        protocol, _ = split_protocol(part)
+        if protocol is None:
+            continue
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except ImportError as exc:
+            raise ValueError(f"VOCLOUD_STORAGE={value!r}: the {protocol!r} storage needs a "
+                             f"package that is not installed ({exc})") from None
+        except ValueError:
+            raise ValueError(f"VOCLOUD_STORAGE={value!r}: unknown storage protocol "
+                             f"{protocol!r}; give a folder, a file:// URL or an fsspec URL "
+                             "such as s3://bucket/prefix") from None
+
+
 def parse_worker_spec(spec: str) -> dict[str, int]:
     """Parse ``"io:2,ml:1,spark:1"`` into ``{"io": 2, "ml": 1, "spark": 1}``."""
     result: dict[str, int] = {}
@@ -121,7 +176,8 @@ class Config:
     server_threads: int = 64
     #: Seconds a password check is cached (under an HMAC of the credentials).
     auth_cache_seconds: float = 30.0
-    #: Where users' files live: a local folder; None means ``home / "files"``.
+    #: Where users' files live: a local folder (a path or a ``file://`` URL) or
+    #: any other fsspec URL (``s3://bucket/prefix``); None means ``home / "files"``.
     storage: str | None = None
     #: Bytes each user may store under ``/files/{user}`` (decimal: 10 GB).
     quota_bytes: int = 10 * 10**9
@@ -129,6 +185,21 @@ class Config:
     upload_max_parts: int = 1000
     #: Largest single file the store accepts (``VOCLOUD_MAX_FILE_SIZE``), bytes.
     max_file_bytes: int = 20 * 10**9
+    #: Networks (CIDR) that imports may connect to although the default policy
+    #: denies them (loopback, private ranges...); link-local needs its own entry.
+    import_allow_networks: tuple[str, ...] = ()
+    #: Networks that imports may never connect to, besides the default denials.
+    import_deny_networks: tuple[str, ...] = ()
+    #: Largest file (or archive member) one import fetches.
+    import_max_file_size: int = 5 * 10**9
+    #: Most downloads of one import at a time (the ``concurrency`` parameter's cap).
+    import_max_concurrency: int = 16
+    #: Most files one import takes; a longer listing is cut there.
+    import_max_files: int = 10000
+    #: Seconds an import waits to connect, or for the next bytes.
+    import_timeout: float = 60.0
+    #: Seconds before the first retry of a file; doubled at each further one.
+    import_retry_delay: float = 1.0
     strict: bool = False
 
     @classmethod
@@ -159,6 +230,13 @@ class Config:
             "quota_bytes": _env_size("QUOTA", 10 * 10**9),
             "upload_max_parts": _env_int("UPLOAD_MAX_PARTS", 1000),
             "max_file_bytes": _env_size("MAX_FILE_SIZE", 20 * 10**9),
+            "import_allow_networks": _env_networks("IMPORT_ALLOW_NETWORKS"),
+            "import_deny_networks": _env_networks("IMPORT_DENY_NETWORKS"),
+            "import_max_file_size": _env_size("IMPORT_MAX_FILE_SIZE", 5 * 10**9),
+            "import_max_concurrency": _env_int("IMPORT_MAX_CONCURRENCY", 16),
+            "import_max_files": _env_int("IMPORT_MAX_FILES", 10000),
+            "import_timeout": _env_float("IMPORT_TIMEOUT", 60.0),
+            "import_retry_delay": _env_float("IMPORT_RETRY_DELAY", 1.0),
             "strict": _env_bool("STRICT", False),
         }
         known = {f.name for f in fields(cls)}
@@ -173,7 +251,7 @@ class Config:
         if not 0 < config.destruction_default <= config.destruction_max:
             raise ValueError("VOCLOUD_DESTRUCTION_DEFAULT must be between 1 and "
                              f"VOCLOUD_DESTRUCTION_MAX ({config.destruction_max})")
-        _ = config.storage_root  # refuses a storage URL vocloud cannot use yet
+        check_storage_url(config.storage)  # an unknown protocol fails at start-up
         if not config.secret_key:
             config = replace(config, secret_key=config.load_or_create_secret())
         return config
@@ -191,22 +269,34 @@ class Config:
         return self.home / "broker"
 
     @property
+    def storage_url(self) -> str | None:
+        """The fsspec URL of the users' files, or None when they are in a local folder.
+
+        ``VOCLOUD_STORAGE`` unset, a path or a ``file://`` URL means a local
+        folder (:attr:`storage_root`); any other URL (``s3://bucket/prefix``,
+        ``memory://name``...) is returned as it is.
+        """
+        if not self.storage or _is_local_storage(self.storage):
+            return None
+        return self.storage
+
+    @property
     def storage_root(self) -> Path:
-        """Root of the users' files: ``VOCLOUD_STORAGE`` when it names a local folder
-        (a path or a ``file://`` URL), else ``home / "files"``.
+        """Root of the users' files in a local folder: ``VOCLOUD_STORAGE`` when it is
+        a path or a ``file://`` URL, else ``home / "files"``.
 
         Raises
         ------
         ValueError
-            For any other URL (fsspec back ends are not supported yet).
+            When ``VOCLOUD_STORAGE`` is another URL (see :attr:`storage_url`).
         """
         if not self.storage:
             return self.home / "files"
         if self.storage.startswith("file://"):
             return Path(self.storage[len("file://"):]).resolve()
-        if "://" in self.storage:
-            raise ValueError(f"VOCLOUD_STORAGE={self.storage!r}: only a local folder (a path "
-                             "or a file:// URL) is supported so far")
+        if not _is_local_storage(self.storage):
+            raise ValueError(f"VOCLOUD_STORAGE={self.storage!r} is not a local folder; "
+                             "the store is reached through its URL (Config.storage_url)")
         return Path(self.storage).resolve()
 
     @property
