@@ -309,6 +309,74 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _copy_counted(chunks: Iterable[bytes], out: BinaryIO, *, max_size: int | None,
+                  quota_left: int | None, quota: int | None) -> tuple[int, str, str]:
+    """Write ``chunks`` to ``out``, counting them against the limits and hashing them.
+
+    Empty chunks are skipped.  The chunk that takes the count past a limit
+    is not written, and the iterator is not read further.
+
+    Returns
+    -------
+    tuple of (int, str, str)
+        Size in bytes, MD5 and SHA-256 as lower-case hex.
+
+    Raises
+    ------
+    FileTooLarge
+        When the count passes ``max_size``.
+    QuotaExceeded
+        When the count passes ``quota_left`` (``quota`` is for the message).
+    """
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        size += len(chunk)
+        if max_size is not None and size > max_size:
+            raise FileTooLarge(so_far=size, max_size=max_size)
+        if quota_left is not None and size > quota_left:
+            raise QuotaExceeded(so_far=size, quota_left=quota_left, quota=quota)
+        out.write(chunk)
+        md5.update(chunk)
+        sha256.update(chunk)
+    return size, md5.hexdigest(), sha256.hexdigest()
+
+
+def _check_move_paths(owner: str, src: PurePosixPath, dst: PurePosixPath, *, src_dir: bool,
+                      verb: str) -> None:
+    """Refuse to move or copy the owner's folder, a node onto itself, or a folder into itself.
+
+    ``verb`` (``"move"`` or ``"copy"``) is for the message.
+    """
+    if not src.parts or not dst.parts:
+        raise PathError(f"the folder of {owner!r} itself cannot be a source or destination")
+    if dst == src:
+        raise PathError(f"cannot {verb} {_node(owner, src)!r} onto itself")
+    if src_dir and dst.parts[:len(src.parts)] == src.parts:
+        raise PathError(f"cannot {verb} folder {_node(owner, src)!r} into itself "
+                        f"({_node(owner, dst)!r})")
+
+
+def _check_replace(owner: str, src: PurePosixPath, dst: PurePosixPath, *, src_dir: bool,
+                   dst_dir: bool, overwrite: bool) -> None:
+    """Refuse to replace the existing node ``dst`` by ``src``.
+
+    Unless ``overwrite`` is given, and ``dst`` is of the same kind as
+    ``src`` and does not hold it.
+    """
+    if not overwrite:
+        raise FileExistsError(f"{_node(owner, dst)!r} exists")
+    if src_dir and not dst_dir:
+        raise NotADirectoryError(f"cannot replace file {_node(owner, dst)!r} with a folder")
+    if dst_dir and not src_dir:
+        raise IsADirectoryError(f"cannot replace folder {_node(owner, dst)!r} with a file")
+    if dst_dir and src.parts[:len(dst.parts)] == dst.parts:
+        raise PathError(f"cannot replace {_node(owner, dst)!r}, which holds the source")
+
+
 # Results ---------------------------------------------------------------------------
 
 
@@ -536,7 +604,9 @@ class FileStorage(abc.ABC):
         chunks : iterable of bytes
             The content; an exception raised while iterating aborts the write.
         quota_left : int, optional
-            Bytes this file may occupy (the file being replaced is not credited).
+            Bytes this file may occupy.  The file being replaced is *not*
+            credited: a caller that wants to allow replacing a file within
+            the quota passes ``quota - usage + old size``.
         max_size : int, optional
             Largest size of one file.
         quota : int, optional
@@ -550,8 +620,8 @@ class FileStorage(abc.ABC):
         Raises
         ------
         QuotaExceeded, FileTooLarge
-            As soon as the byte count passes a limit; the iterator is not
-            read further.
+            As soon as the byte count passes a limit; the chunk that passes
+            it is not written and the iterator is not read further.
         PathError
             For a refused path.
         IsADirectoryError, NotADirectoryError
@@ -919,48 +989,12 @@ class LocalStorage(FileStorage):
     def write(self, owner: str, rel: str | PurePosixPath, chunks: Iterable[bytes], *,
               quota_left: int | None = None, max_size: int | None = None,
               quota: int | None = None) -> StoredFile:
-        """Store a stream of bytes as ``{owner}/{rel}``, atomically.
+        """Store a stream of bytes as ``{owner}/{rel}``; see :meth:`FileStorage.write`.
 
         The bytes go to a temporary file under ``root/.vocloud-tmp``, are
         hashed and counted as they arrive, and the file replaces the target
-        with :func:`os.replace` only once it is complete and synced.
-
-        Parameters
-        ----------
-        owner : str
-            User name.
-        rel : str or PurePosixPath
-            Path of the file; missing parent folders are created.
-        chunks : iterable of bytes
-            The content; an exception raised while iterating aborts the write.
-        quota_left : int, optional
-            Bytes this file may occupy.  The file being replaced is *not*
-            credited: a caller that wants to allow replacing a file within
-            the quota passes ``quota - usage + old size``.
-        max_size : int, optional
-            Largest size of one file.
-        quota : int, optional
-            The whole quota, only for the :class:`QuotaExceeded` message.
-
-        Returns
-        -------
-        StoredFile
-            Path, size, MD5, SHA-256 and modification time.
-
-        Raises
-        ------
-        QuotaExceeded, FileTooLarge
-            As soon as the byte count passes a limit; the chunk that passes
-            it is not written and the iterator is not read further.
-        PathError
-            For a refused path (see :meth:`path_of`).
-        IsADirectoryError, NotADirectoryError
-            When the target is a folder or a parent is a file.
-
-        Notes
-        -----
-        On any failure the old file, if there was one, is unchanged and the
-        temporary file is removed.
+        with :func:`os.replace` only once it is complete and synced.  Paths
+        are checked with :meth:`path_of`.
         """
         rel = _as_rel(rel)
         if not rel.parts:
@@ -973,23 +1007,11 @@ class LocalStorage(FileStorage):
             raise IsADirectoryError(f"{_node(owner, rel)!r} is a folder")
 
         tmp = self._new_tmp()
-        md5 = hashlib.md5(usedforsecurity=False)
-        sha256 = hashlib.sha256()
-        size = 0
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    if not chunk:
-                        continue
-                    size += len(chunk)
-                    if max_size is not None and size > max_size:
-                        raise FileTooLarge(so_far=size, max_size=max_size)
-                    if quota_left is not None and size > quota_left:
-                        raise QuotaExceeded(so_far=size, quota_left=quota_left, quota=quota)
-                    out.write(chunk)
-                    md5.update(chunk)
-                    sha256.update(chunk)
+                size, md5, sha256 = _copy_counted(chunks, out, max_size=max_size,
+                                                  quota_left=quota_left, quota=quota)
                 out.flush()
                 os.fsync(out.fileno())
             # Check again: the tree may have changed while the bytes arrived.
@@ -1003,38 +1025,17 @@ class LocalStorage(FileStorage):
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(parent)
-        return StoredFile(path=rel, size=size, md5=md5.hexdigest(), sha256=sha256.hexdigest(),
+        return StoredFile(path=rel, size=size, md5=md5, sha256=sha256,
                           modified=_mtime(os.lstat(target)))
 
     # Reading -------------------------------------------------------------------
 
     def open_range(self, owner: str, rel: str | PurePosixPath, start: int = 0,
                    end: int | None = None) -> FileRange:
-        """Open bytes ``[start, end]`` (inclusive, as in HTTP ranges) of a file.
+        """Open bytes ``[start, end]`` of a file; see :meth:`FileStorage.open_range`.
 
-        Parameters
-        ----------
-        owner : str
-            User name.
-        rel : str or PurePosixPath
-            Path of the file.
-        start : int
-            First byte.
-        end : int, optional
-            Last byte, inclusive; None for the end of the file.
-
-        Returns
-        -------
-        FileRange
-            An iterable of chunks of at most 1 MiB, closed at its end; the
-            whole of an empty file (``start=0, end=None``) yields nothing.
-
-        Raises
-        ------
-        RangeError
-            Unless ``0 <= start <= end < size``.
-        FileNotFoundError, IsADirectoryError, PathError
-            For a missing node, a folder, or a refused path.
+        The file is opened with ``O_NOFOLLOW``: a symbolic link raises
+        :class:`PathError`, and anything but a regular file is refused.
         """
         rel = _as_rel(rel)
         path = self.path_of(owner, rel)
@@ -1068,10 +1069,7 @@ class LocalStorage(FileStorage):
     def local_copy(self, owner: str, rel: str | PurePosixPath) -> Iterator[Path]:
         """The stored file itself, checked as in :meth:`path_of` (no copy is made).
 
-        Raises
-        ------
-        FileNotFoundError, IsADirectoryError, PathError
-            For a missing node, a folder, a symbolic link or a refused path.
+        See :meth:`FileStorage.local_copy`; a symbolic link raises :class:`PathError`.
         """
         rel = _as_rel(rel)
         path = self.path_of(owner, rel)
@@ -1087,14 +1085,9 @@ class LocalStorage(FileStorage):
     # Nodes ---------------------------------------------------------------------
 
     def stat(self, owner: str, rel: str | PurePosixPath) -> NodeInfo:
-        """The file or folder ``{owner}/{rel}``.
+        """The file or folder ``{owner}/{rel}``; see :meth:`FileStorage.stat`.
 
-        Raises
-        ------
-        FileNotFoundError
-            When it does not exist (the owner's own folder always exists).
-        PathError
-            For a refused path.
+        A symbolic link raises :class:`PathError` rather than being followed.
         """
         rel = _as_rel(rel)
         path = self.path_of(owner, rel)
@@ -1111,14 +1104,9 @@ class LocalStorage(FileStorage):
         return NodeInfo(rel, is_dir, 0 if is_dir else st.st_size, _mtime(st))
 
     def listdir(self, owner: str, rel: str | PurePosixPath = OWNER_FOLDER) -> list[NodeInfo]:
-        """Files and folders directly in a folder, sorted by name.
+        """Files and folders directly in a folder; see :meth:`FileStorage.listdir`.
 
-        Symbolic links and vocloud's reserved names are left out.
-
-        Raises
-        ------
-        FileNotFoundError, NotADirectoryError, PathError
-            For a missing folder, a file, or a refused path.
+        Symbolic links are left out as well as vocloud's reserved names.
         """
         rel = _as_rel(rel)
         path = self.path_of(owner, rel)
@@ -1143,26 +1131,9 @@ class LocalStorage(FileStorage):
         return result
 
     def mkdir(self, owner: str, rel: str | PurePosixPath, *, exist_ok: bool = True) -> NodeInfo:
-        """Create a folder and its missing parents.
+        """Create a folder and its missing parents; see :meth:`FileStorage.mkdir`.
 
-        Parameters
-        ----------
-        owner : str
-            User name.
-        rel : str or PurePosixPath
-            Path of the folder.
-        exist_ok : bool
-            When False, an existing folder raises :class:`FileExistsError`.
-
-        Raises
-        ------
-        FileExistsError
-            When a file is in the way (at ``rel`` itself), or the folder exists
-            and ``exist_ok`` is False.
-        NotADirectoryError
-            When a parent is a file.
-        PathError
-            For a refused path.
+        A symbolic link on the way raises :class:`PathError`.
         """
         rel = _as_rel(rel)
         path = self.path_of(owner, rel)
@@ -1176,19 +1147,11 @@ class LocalStorage(FileStorage):
         return self.stat(owner, rel)
 
     def delete(self, owner: str, rel: str | PurePosixPath, *, recursive: bool = False) -> None:
-        """Delete a file, or a folder (with its content when ``recursive``).
+        """Delete a file or folder; see :meth:`FileStorage.delete`.
 
-        A recursive delete removes links found inside the folder without
-        following them.
-
-        Raises
-        ------
-        FileNotFoundError
-            When it does not exist.
-        FolderNotEmpty
-            For a folder with content and ``recursive=False``.
-        PathError
-            For a refused path or the owner's own folder.
+        A recursive delete first renames the folder out of sight, so the
+        tree never shows it half deleted, then removes it; links found
+        inside are removed without following them.
         """
         rel = _as_rel(rel)
         if not rel.parts:
@@ -1218,29 +1181,14 @@ class LocalStorage(FileStorage):
     def _prepare_target(self, owner: str, src: PurePosixPath, dst: PurePosixPath,
                         src_st: os.stat_result, overwrite: bool, verb: str) -> Path:
         """Checks shared by move and copy; returns the server path of ``dst``."""
-        if not src.parts or not dst.parts:
-            raise PathError(f"the folder of {owner!r} itself cannot be a source or destination")
-        if dst == src:
-            raise PathError(f"cannot {verb} {_node(owner, src)!r} onto itself")
-        if stat_mod.S_ISDIR(src_st.st_mode) and dst.parts[:len(src.parts)] == src.parts:
-            raise PathError(f"cannot {verb} folder {_node(owner, src)!r} into itself "
-                            f"({_node(owner, dst)!r})")
+        src_dir = stat_mod.S_ISDIR(src_st.st_mode)
+        _check_move_paths(owner, src, dst, src_dir=src_dir, verb=verb)
         dst_path = self.path_of(owner, dst)
         self._check_parents_not_files(owner, dst)
         dst_st = self._lstat(owner, dst, dst_path)
         if dst_st is not None:
-            if not overwrite:
-                raise FileExistsError(f"{_node(owner, dst)!r} exists")
-            src_dir = stat_mod.S_ISDIR(src_st.st_mode)
-            dst_dir = stat_mod.S_ISDIR(dst_st.st_mode)
-            if src_dir and not dst_dir:
-                raise NotADirectoryError(f"cannot replace file {_node(owner, dst)!r} "
-                                         "with a folder")
-            if dst_dir and not src_dir:
-                raise IsADirectoryError(f"cannot replace folder {_node(owner, dst)!r} "
-                                        "with a file")
-            if dst_dir and src.parts[:len(dst.parts)] == dst.parts:
-                raise PathError(f"cannot replace {_node(owner, dst)!r}, which holds the source")
+            _check_replace(owner, src, dst, src_dir=src_dir,
+                           dst_dir=stat_mod.S_ISDIR(dst_st.st_mode), overwrite=overwrite)
         return dst_path
 
     def _place(self, source: Path, dst_path: Path, is_dir: bool) -> None:
@@ -1262,31 +1210,8 @@ class LocalStorage(FileStorage):
              overwrite: bool = False) -> NodeInfo:
         """Move (rename) a file or folder; atomic with :func:`os.rename`.
 
-        Parameters
-        ----------
-        owner : str
-            User name.
-        src, dst : str or PurePosixPath
-            Source and destination paths; missing parents of ``dst`` are created.
-        overwrite : bool
-            Replace an existing ``dst`` of the same kind (a folder is
-            replaced as a whole, not merged).
-
-        Returns
-        -------
-        NodeInfo
-            The moved node at ``dst``.
-
-        Raises
-        ------
-        FileNotFoundError
-            For a missing source.
-        FileExistsError
-            When ``dst`` exists and ``overwrite`` is False.
-        IsADirectoryError, NotADirectoryError
-            When ``overwrite`` would replace a node of the other kind.
-        PathError
-            For refused paths, a folder moved into itself, or the owner's folder.
+        See :meth:`FileStorage.move`.  A folder being replaced is renamed
+        aside first and put back if the rename fails.
         """
         src_rel, dst_rel = _as_rel(src), _as_rel(dst)
         src_path = self.path_of(owner, src_rel)
@@ -1303,33 +1228,14 @@ class LocalStorage(FileStorage):
              quota: int | None = None) -> NodeInfo:
         """Copy a file or folder; the copy is built aside and renamed into place.
 
-        Parameters
-        ----------
-        owner : str
-            User name.
-        src, dst : str or PurePosixPath
-            Source and destination paths; missing parents of ``dst`` are created.
-        overwrite : bool
-            Replace an existing ``dst`` of the same kind (a folder as a whole).
-        quota_left : int, optional
-            Bytes the copy may occupy; checked before copying.
-        quota : int, optional
-            The whole quota, only for the :class:`QuotaExceeded` message.
-
-        Returns
-        -------
-        NodeInfo
-            The new node at ``dst``.
+        See :meth:`FileStorage.copy`.  The copy under ``root/.vocloud-tmp``
+        is removed when anything fails.
 
         Raises
         ------
         PathError
-            As for :meth:`move`, and when the source folder holds a symbolic
-            link (a copy would have to follow or recreate it).
-        QuotaExceeded
-            When the copy would not fit.
-        FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError
-            As for :meth:`move`.
+            Also when the source folder holds a symbolic link (a copy would
+            have to follow or recreate it).
         """
         src_rel, dst_rel = _as_rel(src), _as_rel(dst)
         src_path = self.path_of(owner, src_rel)
@@ -1382,9 +1288,9 @@ class LocalStorage(FileStorage):
         return total
 
     def usage(self, owner: str) -> int:
-        """Bytes used by ``owner``: the sum of the sizes of the regular files in the tree.
+        """Bytes used by ``owner``; see :meth:`FileStorage.usage`.
 
-        Links are not followed or counted; folders count 0.
+        Only regular files count: links are not followed or counted, folders count 0.
         """
         path = self.path_of(owner, PurePosixPath())
         if self._lstat(owner, PurePosixPath(), path) is None:
@@ -1399,13 +1305,7 @@ class LocalStorage(FileStorage):
             return not any(not entry.name.startswith(".") for entry in entries)
 
     def cleanup_tmp(self, older_than: float = 86400.0) -> int:
-        """Remove temporary files left by crashed processes; returns how many.
-
-        Parameters
-        ----------
-        older_than : float
-            Age in seconds; younger entries may belong to writes in progress.
-        """
+        """Remove old entries of ``root/.vocloud-tmp``; see :meth:`FileStorage.cleanup_tmp`."""
         if not self.tmp_dir.is_dir():
             return 0
         limit = time.time() - older_than

@@ -51,7 +51,6 @@ but not a service whose workers are separate processes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -74,7 +73,6 @@ from uws_service.storage import (
     TMP_DIR_NAME,
     FileRange,
     FileStorage,
-    FileTooLarge,
     FolderNotEmpty,
     NodeInfo,
     PathError,
@@ -82,7 +80,10 @@ from uws_service.storage import (
     RangeError,
     StoredFile,
     _as_rel,
+    _check_move_paths,
     _check_owner,
+    _check_replace,
+    _copy_counted,
     _node,
 )
 
@@ -383,22 +384,10 @@ class FsspecStorage(FileStorage):
             raise IsADirectoryError(f"{node!r} is a folder")
 
         tmp = self._new_tmp()
-        md5 = hashlib.md5(usedforsecurity=False)
-        sha256 = hashlib.sha256()
-        size = 0
         out = self.fs.open(tmp, "wb")
         try:
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if max_size is not None and size > max_size:
-                    raise FileTooLarge(so_far=size, max_size=max_size)
-                if quota_left is not None and size > quota_left:
-                    raise QuotaExceeded(so_far=size, quota_left=quota_left, quota=quota)
-                out.write(chunk)
-                md5.update(chunk)
-                sha256.update(chunk)
+            size, md5, sha256 = _copy_counted(chunks, out, max_size=max_size,
+                                              quota_left=quota_left, quota=quota)
             out.close()  # completes the upload of the temporary key
             # Check again: the tree may have changed while the bytes arrived.
             self._ensure_dirs(owner, rel.parent)
@@ -411,7 +400,7 @@ class FsspecStorage(FileStorage):
             self._remove_quietly(tmp)
             raise
         info = self._info(target, node) or {}
-        return StoredFile(path=rel, size=size, md5=md5.hexdigest(), sha256=sha256.hexdigest(),
+        return StoredFile(path=rel, size=size, md5=md5, sha256=sha256,
                           modified=self._modified(target, info))
 
     # Reading -------------------------------------------------------------------
@@ -449,13 +438,8 @@ class FsspecStorage(FileStorage):
     def local_copy(self, owner: str, rel: str | PurePosixPath) -> Iterator[Path]:
         """A temporary download of the file under :attr:`scratch_dir`, removed on exit.
 
-        The copy keeps the file's name (readers report it) in a folder of
-        its own.
-
-        Raises
-        ------
-        FileNotFoundError, IsADirectoryError, PathError
-            For a missing node, a folder, or a refused path.
+        See :meth:`FileStorage.local_copy`.  The copy keeps the file's name
+        (readers report it) in a folder of its own.
         """
         rel = _as_rel(rel)
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -547,28 +531,13 @@ class FsspecStorage(FileStorage):
     def _prepare_target(self, owner: str, src: PurePosixPath, dst: PurePosixPath,
                         src_info: Info, overwrite: bool, verb: str) -> Info | None:
         """Checks shared by move and copy; returns the ``info`` of an existing ``dst``."""
-        if not src.parts or not dst.parts:
-            raise PathError(f"the folder of {owner!r} itself cannot be a source or destination")
-        if dst == src:
-            raise PathError(f"cannot {verb} {_node(owner, src)!r} onto itself")
         src_dir = _is_dir(src_info)
-        if src_dir and dst.parts[:len(src.parts)] == src.parts:
-            raise PathError(f"cannot {verb} folder {_node(owner, src)!r} into itself "
-                            f"({_node(owner, dst)!r})")
+        _check_move_paths(owner, src, dst, src_dir=src_dir, verb=verb)
         self._check_parents_not_files(owner, dst)
         dst_info = self._info(self._key(owner, dst), _node(owner, dst))
         if dst_info is not None:
-            if not overwrite:
-                raise FileExistsError(f"{_node(owner, dst)!r} exists")
-            dst_dir = _is_dir(dst_info)
-            if src_dir and not dst_dir:
-                raise NotADirectoryError(f"cannot replace file {_node(owner, dst)!r} "
-                                         "with a folder")
-            if dst_dir and not src_dir:
-                raise IsADirectoryError(f"cannot replace folder {_node(owner, dst)!r} "
-                                        "with a file")
-            if dst_dir and src.parts[:len(dst.parts)] == dst.parts:
-                raise PathError(f"cannot replace {_node(owner, dst)!r}, which holds the source")
+            _check_replace(owner, src, dst, src_dir=src_dir, dst_dir=_is_dir(dst_info),
+                           overwrite=overwrite)
         return dst_info
 
     def _source(self, owner: str, src: PurePosixPath) -> Info:
@@ -661,14 +630,9 @@ class FsspecStorage(FileStorage):
                        for entry in self._ls(self.root))
 
     def cleanup_tmp(self, older_than: float = 86400.0) -> int:
-        """Remove temporary objects left by crashed processes; returns how many.
+        """Remove old objects of ``{root}/.vocloud-tmp``; see :meth:`FileStorage.cleanup_tmp`.
 
         Entries whose age the file system does not report are left alone.
-
-        Parameters
-        ----------
-        older_than : float
-            Age in seconds; younger entries may belong to writes in progress.
         """
         limit = time.time() - older_than
         removed = 0
