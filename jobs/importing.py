@@ -34,7 +34,6 @@ imported does the job end in ERROR.
 
 from __future__ import annotations
 
-import csv
 import json
 import mimetypes
 import shutil
@@ -71,6 +70,7 @@ from vo.fetch import Download, Fetcher, FetchError, TooLargeError, backoff_delay
 from vo.listing import Listing, ListingError, crawl_ftp, crawl_http
 from vo.netpolicy import AddressPolicy, RefusedError
 from vo.remote_votable import VOTableError, parse_votable, query_status
+from vo.votable import VOTABLE_MIME, TableColumn, csv_text, votable_bytes
 
 T = TypeVar("T")
 
@@ -82,8 +82,19 @@ VOTABLE_MAX_BYTES = 100 * 10**6
 INDEX_MAX_BYTES = 20 * 10**6
 #: Seconds between two progress reports.
 PROGRESS_INTERVAL = 0.25
-MANIFEST_FIELDS = ("url", "member", "path", "href", "size", "md5", "status", "reason",
-                   "attempts")
+#: Columns of the manifest (JSON keys, CSV headers, VOTable FIELDs).
+MANIFEST_COLUMNS = (
+    TableColumn("url", ucd="meta.ref.url", description="where the file came from"),
+    TableColumn("member", description="member of an unpacked archive"),
+    TableColumn("path", description="path in the owner's store"),
+    TableColumn("href", ucd="meta.ref.url", description="URL of the stored file"),
+    TableColumn("size", "long", unit="byte"),
+    TableColumn("md5", ucd="meta.checksum"),
+    TableColumn("status", description="ok, failed or skipped"),
+    TableColumn("reason", description="why it failed or was skipped"),
+    TableColumn("attempts", "int", description="downloads tried"),
+)
+MANIFEST_FIELDS = tuple(column.name for column in MANIFEST_COLUMNS)
 _EXTENSIONS = {"application/fits": ".fits", "image/fits": ".fits",
                "application/x-votable+xml": ".vot", "text/csv": ".csv"}
 
@@ -625,39 +636,10 @@ def _write_manifest(ctx: JobContext, summary: dict[str, Any], rows: Sequence[Row
     records = [{name: asdict(row)[name] for name in MANIFEST_FIELDS} for row in rows]
     ctx.add_result("manifest", "manifest.json", "application/json").write_text(
         json.dumps({**summary, "files": records}, indent=2))
-    with open(ctx.add_result("manifest-csv", "manifest.csv", "text/csv"), "w",
-              newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(records)
-    ctx.add_result("manifest-votable", "manifest.vot", "application/x-votable+xml") \
-        .write_bytes(_manifest_votable(records))
-
-
-def _manifest_votable(records: Sequence[Mapping[str, Any]]) -> bytes:
-    ns = "http://www.ivoa.net/xml/VOTable/v1.3"
-    root = etree.Element(f"{{{ns}}}VOTABLE", nsmap={None: ns}, version="1.4")
-    resource = etree.SubElement(root, f"{{{ns}}}RESOURCE", type="results")
-    table = etree.SubElement(resource, f"{{{ns}}}TABLE", name="import_manifest")
-    types = {"size": ("long", None), "attempts": ("int", None)}
-    ucds = {"url": "meta.ref.url", "href": "meta.ref.url", "md5": "meta.checksum"}
-    for name in MANIFEST_FIELDS:
-        datatype, _ = types.get(name, ("char", "*"))
-        attributes = {"name": name, "datatype": datatype}
-        if datatype == "char":
-            attributes["arraysize"] = "*"
-        if name in ucds:
-            attributes["ucd"] = ucds[name]
-        if name == "size":
-            attributes["unit"] = "byte"
-        etree.SubElement(table, f"{{{ns}}}FIELD", attributes)
-    tabledata = etree.SubElement(etree.SubElement(table, f"{{{ns}}}DATA"), f"{{{ns}}}TABLEDATA")
-    for record in records:
-        tr = etree.SubElement(tabledata, f"{{{ns}}}TR")
-        for name in MANIFEST_FIELDS:
-            value = record[name]
-            etree.SubElement(tr, f"{{{ns}}}TD").text = "" if value is None else str(value)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    ctx.add_result("manifest-csv", "manifest.csv", "text/csv").write_text(
+        csv_text(MANIFEST_COLUMNS, records), newline="")
+    ctx.add_result("manifest-votable", "manifest.vot", VOTABLE_MIME).write_bytes(
+        votable_bytes(MANIFEST_COLUMNS, records, name="import_manifest"))
 
 
 def run(params: Mapping[str, Any], ctx: JobContext) -> None:
