@@ -47,14 +47,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from lxml import etree
-from sqlalchemy import select
 
 from jobs.base import UPLOADS_DIR, JobContext, JobType
 from jobs.errors import JobFatalError, JobUsageError
 from uws_service.config import Config
 from uws_service.errors import ServiceError
 from uws_service.filestore import FileService
-from uws_service.models import User
 from uws_service.storage import PathError, clean_path, human_size
 from uws_service.users import Principal
 from vo.archives import ArchiveError, archive_kind, archive_members, read_member
@@ -615,11 +613,10 @@ def _ssa_items(importer: Importer, params: Mapping[str, Any]) -> tuple[list[Item
 
 
 def _principal(files: FileService, owner: str) -> Principal:
-    with files.database.read() as session:
-        user = session.scalars(select(User).where(User.name == owner)).first()
-        if user is None:
-            raise JobFatalError(f"the job's owner {owner!r} no longer exists")
-        return Principal(user.id, user.name, user.is_admin)
+    principal = files.principal(owner)
+    if principal is None:
+        raise JobFatalError(f"the job's owner {owner!r} no longer exists")
+    return principal
 
 
 def _target(params: Mapping[str, Any], job_id: str) -> PurePosixPath:

@@ -185,6 +185,8 @@ class Config:
     upload_max_parts: int = 1000
     #: Largest single file the store accepts (``VOCLOUD_MAX_FILE_SIZE``), bytes.
     max_file_bytes: int = 20 * 10**9
+    #: Bytes of preprocessed SOM inputs kept per user under ``home/cache`` (LRU).
+    cache_bytes: int = 5 * 10**9
     #: Networks (CIDR) that imports may connect to although the default policy
     #: denies them (loopback, private ranges...); link-local needs its own entry.
     import_allow_networks: tuple[str, ...] = ()
@@ -230,6 +232,7 @@ class Config:
             "quota_bytes": _env_size("QUOTA", 10 * 10**9),
             "upload_max_parts": _env_int("UPLOAD_MAX_PARTS", 1000),
             "max_file_bytes": _env_size("MAX_FILE_SIZE", 20 * 10**9),
+            "cache_bytes": _env_size("CACHE_SIZE", 5 * 10**9),
             "import_allow_networks": _env_networks("IMPORT_ALLOW_NETWORKS"),
             "import_deny_networks": _env_networks("IMPORT_DENY_NETWORKS"),
             "import_max_file_size": _env_size("IMPORT_MAX_FILE_SIZE", 5 * 10**9),
@@ -262,6 +265,11 @@ class Config:
     def jobs_dir(self) -> Path:
         """Folder holding one sub-folder of files per job."""
         return self.home / "jobs"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Folder of the preprocessing caches, one sub-folder per user."""
+        return self.home / "cache"
 
     @property
     def broker_dir(self) -> Path:

@@ -341,6 +341,12 @@ class FileService:
         url = f"{self.public_url}/files/{quote(owner, safe='')}/{tail}"
         return url + "/" if is_dir and path.parts else url
 
+    def principal(self, name: str) -> Principal | None:
+        """The user ``name`` as a principal, for work done on their behalf (jobs, ingest)."""
+        with self.database.read() as session:
+            user = session.scalars(select(User).where(User.name == name)).first()
+            return Principal(user.id, user.name, user.is_admin) if user else None
+
     def _owner(self, name: str) -> _Owner | None:
         with self.database.read() as session:
             row = session.execute(select(User.id, User.name).where(User.name == name)).first()
