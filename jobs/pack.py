@@ -277,11 +277,46 @@ def run(params: Mapping[str, Any], ctx: JobContext) -> None:
                        path.relative_to(ctx.results_dir).as_posix(), PARQUET_MIME)
     if report.avro_file is not None:
         ctx.add_result("avro", AVRO_FILE, AVRO_MIME)
+    if params.get("store_as"):
+        stored = _store_outputs(ctx, report, str(params["store_as"]))
+        ctx.progress(1.0, f"{report.spectra} spectra packed, kept in {stored!r} of your store")
     manifest = report.manifest(ctx.results_dir, input=folder.as_posix(), format=fmt,
                                recursive=bool(params.get("recursive", True)),
                                pattern=str(params.get("pattern", "*")))
     ctx.add_result("manifest", MANIFEST_FILE, "application/json").write_text(
         json.dumps(manifest, indent=2))
+
+
+def _store_outputs(ctx: JobContext, report: PackReport, store_as: str) -> str:
+    """Put the packed outputs into the owner's store under ``store_as``; returns the folder."""
+    from uws_service.errors import ServiceError
+    from uws_service.filestore import FileService
+    from uws_service.storage import CHUNK_SIZE
+
+    def chunks(path: Path) -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                yield chunk
+
+    try:
+        folder = clean_path(store_as.strip("/"))
+    except PathError as exc:
+        raise JobUsageError(f"store_as {store_as!r}: {exc}") from None
+    files = FileService.from_config(Config.from_env())
+    owner = files.principal(ctx.owner)
+    if owner is None:
+        raise JobFatalError(f"the job's owner {ctx.owner!r} no longer exists")
+    outputs = [*report.parquet_files, *([report.avro_file] if report.avro_file else [])]
+    for path in outputs:
+        relative = path.relative_to(ctx.results_dir).as_posix()
+        try:
+            files.put(owner, owner.name, f"{folder.as_posix()}/{relative}", chunks(path),
+                      content_length=path.stat().st_size,
+                      content_type=PARQUET_MIME if path.suffix == ".parquet" else AVRO_MIME)
+        except ServiceError as exc:
+            raise JobFatalError(f"could not keep {relative!r} in {folder.as_posix()!r}: "
+                                f"{exc.message}") from None
+    return folder.as_posix()
 
 
 JOB_TYPE = JobType(name="pack", queue="io", run=run,

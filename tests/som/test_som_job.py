@@ -221,3 +221,24 @@ def test_identifiers_as_input(client: UWSClient, labelled_folder: str,
     [rejected] = quality["rejected"]
     assert "no such spectrum" in rejected["reason"]
     assert rejected["label"].endswith("00000000-0000-0000-0000-000000000000")
+
+
+def test_packed_data_set_from_the_pack_job(client: UWSClient, labelled_folder: str,
+                                           live: LiveService) -> None:
+    """pack with ``store_as`` keeps the Parquet set in the store; som reads it as ``packed``
+    and maps the same spectra as from the folder."""
+    packer = UWSClient(live, live.accounts["alice"], job_type="pack")
+    pack_url = packer.submit({"input": labelled_folder, "store_as": "packed/somdata"})
+    doc = packer.wait_final(pack_url, timeout=120)
+    assert doc["phase"] == "COMPLETED", doc.get("errorSummary")
+    listing = client.http.get(f"{live.url}/files/alice/packed/somdata/spectra.parquet/",
+                              timeout=30).json()
+    assert [e["name"] for e in listing["entries"]] == ["part-00000.parquet"]
+
+    params = {**BASE, "packed": "packed/somdata/spectra.parquet"}
+    del params["input"]
+    job_url, doc = _run(client, params)
+    assert doc["phase"] == "COMPLETED", doc.get("errorSummary")
+    quality = _result(client, job_url, "quality").json()
+    assert quality["spectra_used"] == PER_CLASS * len(CLASSES)
+    assert quality["rejected"] == []
