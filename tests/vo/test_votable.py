@@ -15,7 +15,7 @@ from vo.votable import TableColumn, csv_text, votable_bytes
 COLUMNS = (
     TableColumn("label", description="spectrum"),
     TableColumn("node", "int"),
-    TableColumn("distance", "double", unit="Angstrom", ucd="stat.value"),
+    TableColumn("distance", "double", unit="m", ucd="stat.value"),
     TableColumn("ok", "boolean"),
 )
 ROWS = [
@@ -32,7 +32,7 @@ def test_votable_is_valid_and_reads_back() -> None:
     assert table.colnames == ["label", "node", "distance", "ok"]
     assert table["label"][1] == 'a<b & "c"'
     assert table["node"][0] == 3 and table["node"].mask[1]
-    assert str(table["distance"].unit) == "Angstrom"
+    assert str(table["distance"].unit) == "m"
     assert table["distance"][0] == 0.25
 
 
