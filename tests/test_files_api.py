@@ -374,3 +374,36 @@ def test_cookie_post_needs_csrf_token(client: FlaskClient) -> None:
                            headers={"X-CSRF-Token": token})
     assert response.status_code == 201, response.text
     assert client.get("/api/files/quota").status_code == 200  # GET needs no token
+
+
+# Folders differing only in case -----------------------------------------------------
+
+
+def test_folders_differing_in_case_are_separate(app: Flask, client: FlaskClient,
+                                               accounts: dict[str, Account]) -> None:
+    """``DATA/`` is not under ``data/``: delete, move and copy of one leave the other's
+    rows (visibility, DIDs) alone, and a move where both exist does not collide."""
+    alice = accounts["alice"]
+    _put(client, alice, "DATA/keep.csv")
+    _post(client, alice, "visibility", {"path": "DATA", "visibility": "public",
+                                        "recursive": True})
+    _put(client, alice, "data/junk.csv")
+    assert client.delete("/files/alice/data?recursive=true",
+                         headers=alice.headers).status_code == 204
+    assert client.get("/files/alice/DATA/keep.csv").status_code == 200
+    assert _rows(app)["DATA/keep.csv"].visibility == "public"
+
+    _put(client, alice, "S/x.csv")
+    _put(client, alice, "s/x.csv")
+    _post(client, alice, "visibility", {"path": "S/x.csv", "visibility": "public"})
+    assert _post(client, alice, "move", {"from": "s", "to": "t"}).status_code == 200
+    rows = _rows(app)
+    assert rows["S/x.csv"].visibility == "public"
+    assert rows["t/x.csv"].visibility == "private"
+    assert client.get("/files/alice/t/x.csv").status_code == 401
+
+    _put(client, alice, "T2/y.csv")
+    _post(client, alice, "visibility", {"path": "T2", "visibility": "public",
+                                        "recursive": True})
+    assert _post(client, alice, "copy", {"from": "t", "to": "t2"}).status_code == 201
+    assert _rows(app)["T2/y.csv"].visibility == "public"

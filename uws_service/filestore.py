@@ -35,7 +35,7 @@ from pathlib import PurePosixPath
 from typing import Any, cast
 from urllib.parse import quote
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from uws_service.catalogue import Catalogue
@@ -879,12 +879,8 @@ class FileService:
                            "with its content") from None
         except PathError as exc:
             raise UsageError(str(exc)) from None
-        prefix = rel.as_posix() + "/"
         with self.database.write() as session:
-            session.execute(delete(FileNode).where(
-                FileNode.owner_id == owner.id,
-                or_(FileNode.path == rel.as_posix(),
-                    FileNode.path.startswith(prefix, autoescape=True))))
+            session.execute(delete(FileNode).where(self._subtree(owner.id, rel)))
 
     def set_visibility(self, owner_name: str, path: str, visibility: Visibility) -> None:
         """Make a node public or private (no access check: callers check ownership).
@@ -948,10 +944,15 @@ class FileService:
 
     @staticmethod
     def _subtree(owner_id: int, rel: PurePosixPath) -> Any:
-        """WHERE clause of the rows of ``rel`` and of everything under it."""
+        """WHERE clause of the rows of ``rel`` and of everything under it.
+
+        The prefix is compared with ``substr``, not ``LIKE``: SQLite's LIKE
+        ignores case, and ``Data/`` is not under ``data/``.
+        """
+        prefix = rel.as_posix() + "/"
         return (FileNode.owner_id == owner_id) & or_(
             FileNode.path == rel.as_posix(),
-            FileNode.path.startswith(rel.as_posix() + "/", autoescape=True))
+            func.substr(FileNode.path, 1, len(prefix)) == prefix)
 
     def _walk(self, owner: str, top: NodeInfo) -> list[NodeInfo]:
         """``top`` and, for a folder, every file and folder under it (links left out)."""
