@@ -47,7 +47,7 @@ def test_shared_folder_is_readable_by_the_named_user_only(
     assert client.head("/files/alice/night1/b.csv", headers=bob.headers).status_code == 200
     listing = client.get("/files/alice/night1/", headers=bob.headers).get_json()
     assert [e["name"] for e in listing["entries"]] == ["a.csv", "b.csv"]
-    assert listing["entries"][0]["shared_with"] == ["bob"]
+    assert listing["entries"][0]["shared_with"] == []  # only the owner sees the readers
     # bob sees the shared folder in alice's root, not her private file.
     root = client.get("/files/alice/", headers=bob.headers)
     assert root.status_code == 404  # the root itself is not shared
@@ -115,6 +115,12 @@ def test_public_nodes_stay_public_when_shared(client: FlaskClient,
     body = _share(client, alice, "pub", ["bob"]).get_json()
     assert body["visibility"] == "public"
     assert client.get("/files/alice/pub/a.csv").data == DATA
+    # Only the owner learns who else may read it.
+    for headers in ({}, accounts["bob"].headers, accounts["carol"].headers):
+        entries = client.get("/files/alice/pub/", headers=headers).get_json()["entries"]
+        assert entries[0]["shared_with"] == []
+    owner_view = client.get("/files/alice/pub/", headers=alice.headers).get_json()
+    assert owner_view["entries"][0]["shared_with"] == ["bob"]
 
 
 def test_bad_share_requests_are_refused(client: FlaskClient,

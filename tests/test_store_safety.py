@@ -11,6 +11,7 @@ addresses (the import tests).
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from flask import Flask
@@ -99,3 +100,42 @@ def test_entity_expansion_bomb_is_flagged_quickly(
     nodes, rows = _catalogue(app)
     assert nodes["lol.xml"].catalogue_error
     assert [row.access_url.rsplit("/", 1)[1] for row in rows] == ["ok.csv"]
+
+
+def test_concurrent_uploads_share_one_quota(tmp_path: Path, accounts: dict[str, Account],
+                                            _template: object) -> None:
+    """Two uploads arriving at once, each within the quota, cannot together exceed it."""
+    import threading
+    import time
+
+    from uws_service.errors import PayloadTooLarge
+
+    app = _app(tmp_path, _template, quota_bytes=1000)
+    service: FileService = app.extensions["vocloud"].files
+    alice = service.principal("alice")
+    assert alice is not None
+    outcomes: dict[str, str] = {}
+    started = threading.Barrier(2)
+
+    def slow_body() -> Iterator[bytes]:
+        started.wait()
+        for _ in range(6):
+            time.sleep(0.02)
+            yield b"x" * 100
+
+    def upload(name: str) -> None:
+        try:
+            service.put(alice, "alice", name, slow_body())
+            outcomes[name] = "stored"
+        except PayloadTooLarge:
+            outcomes[name] = "refused"
+
+    threads = [threading.Thread(target=upload, args=(name,)) for name in ("a.bin", "b.bin")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(outcomes) == ["a.bin", "b.bin"]
+    assert "refused" in outcomes.values()
+    assert service.usage("alice") <= 1000
+    assert not service._in_flight.bytes

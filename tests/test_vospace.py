@@ -497,7 +497,8 @@ def test_set_groupread(client: FlaskClient, tree: Account,
     r = set_node(client, tree, "alice/d/a.bin", "DataNode", {"groupread": "bob"})
     assert r.status_code == 200, r.text
     assert props(assert_valid(r.data, NODE_XSD))["groupread"] == "bob"
-    assert props(get_node(client, "alice/d/a.bin", bob))["groupread"] == "bob"
+    # A reader sees the node, not who else may read it.
+    assert "groupread" not in props(get_node(client, "alice/d/a.bin", bob))
     assert client.get("/files/alice/d/a.bin", headers=bob.headers).data == CONTENT
     assert_fault(client.get("/vospace/nodes/alice/d/a.bin", headers=carol.headers), 404,
                  "NodeNotFound")
@@ -518,6 +519,42 @@ def test_set_groupread(client: FlaskClient, tree: Account,
     assert client.get("/files/alice/d/a.bin", headers=bob.headers).status_code == 404
     r = set_node(client, tree, "alice/d/a.bin", "DataNode", {"groupread": "nosuchuser"})
     assert_fault(r, 400, "InvalidArgument")
+
+
+def test_set_node_changes_one_node_unless_recursive(client: FlaskClient, tree: Account,
+                                                    accounts: dict[str, Account]) -> None:
+    """Without ?recursive=true, setNode on a folder leaves what is inside as it was; making
+    a shared public folder non-public keeps each node's own readers, nothing more."""
+    bob = accounts["bob"]
+    r = set_node(client, tree, "alice/d", "ContainerNode", {"groupread": "bob"})
+    assert r.status_code == 200, r.text
+    assert client.get("/vospace/nodes/alice/d", headers=bob.headers).status_code == 200
+    assert client.get("/files/alice/d/a.bin", headers=bob.headers).status_code == 404
+    set_node(client, tree, "alice/d", "ContainerNode", {"publicread": "true"})
+    r = set_node(client, tree, "alice/d", "ContainerNode", {"publicread": "false"})
+    assert props(assert_valid(r.data, NODE_XSD)).get("groupread") == "bob"
+    assert client.get("/files/alice/d/a.bin", headers=bob.headers).status_code == 404
+
+
+def test_readers_cannot_change_or_write_into_a_node(client: FlaskClient, tree: Account,
+                                                    accounts: dict[str, Account]) -> None:
+    """A reader's setNode, createNode and push into the owner's folder are 403
+    PermissionDenied, not 200 or a misleading 404."""
+    bob = accounts["bob"]
+    set_node(client, tree, "alice/d", "ContainerNode", {"publicread": "true"},
+             recursive="true")
+    r = set_node(client, bob, "alice/d/a.bin", "DataNode", {"publicread": "true"})
+    assert_fault(r, 403, "PermissionDenied")
+    node = (b'<vos:node xmlns:vos="http://www.ivoa.net/xml/VOSpace/v2.0" '
+            b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="vos:DataNode" '
+            b'uri="vos://vocloud.local!vospace/alice/d/new.bin"/>')
+    r = client.put("/vospace/nodes/alice/d/new.bin", data=node, headers=bob.headers,
+                   content_type="text/xml")
+    assert_fault(r, 403, "PermissionDenied")
+    r = client.post("/vospace/synctrans", headers=bob.headers, query_string={
+        "TARGET": "vos://vocloud.local!vospace/alice/d/new.bin",
+        "DIRECTION": "pushToVoSpace", "PROTOCOL": "ivo://ivoa.net/vospace/core#httpput"})
+    assert_fault(r, 403, "PermissionDenied")
 
 
 def test_set_node_accepts_its_own_document(client: FlaskClient, tree: Account) -> None:

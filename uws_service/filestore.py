@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, cast
@@ -260,6 +261,60 @@ def _guess_type(path: PurePosixPath) -> str:
     return guessed or "application/octet-stream"
 
 
+class _Upload:
+    """The bytes one write of an owner has received so far (see :class:`_InFlight`)."""
+
+    def __init__(self, ledger: _InFlight, owner_id: int) -> None:
+        self.ledger = ledger
+        self.owner_id = owner_id
+        self.size = 0
+
+    def others(self) -> int:
+        """Bytes the owner's other writes in this process have received."""
+        with self.ledger.lock:
+            return self.ledger.bytes.get(self.owner_id, 0) - self.size
+
+    def count(self, chunks: Iterable[bytes], room: int, quota: int) -> Iterator[bytes]:
+        """Pass ``chunks`` through, refusing once this write and the others exceed ``room``."""
+        for chunk in chunks:
+            with self.ledger.lock:
+                self.size += len(chunk)
+                total = self.ledger.bytes.get(self.owner_id, 0) + len(chunk)
+                self.ledger.bytes[self.owner_id] = total
+            if total > room:
+                raise QuotaExceeded(so_far=self.size, quota_left=room - (total - self.size),
+                                    quota=quota)
+            yield chunk
+
+
+class _InFlight:
+    """Bytes of writes still arriving, per owner, so concurrent uploads share one quota.
+
+    Each write's quota is computed from the bytes stored before it began;
+    without this ledger two uploads running at once could each fit and
+    together exceed it.  The ledger covers the writes of one process (the
+    web server's threads); a write counts until its row is recorded, so
+    for a moment it is counted twice, which only errs on the safe side.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.bytes: dict[int, int] = {}
+
+    @contextmanager
+    def track(self, owner_id: int) -> Iterator[_Upload]:
+        upload = _Upload(self, owner_id)
+        try:
+            yield upload
+        finally:
+            with self.lock:
+                left = self.bytes.get(owner_id, 0) - upload.size
+                if left > 0:
+                    self.bytes[owner_id] = left
+                else:
+                    self.bytes.pop(owner_id, None)
+
+
 class FileService:
     """The rules of the file store, independent of HTTP.
 
@@ -295,6 +350,7 @@ class FileService:
         self.public_url = public_url.rstrip("/")
         self.upload_max_parts = upload_max_parts
         self.max_file_bytes = max_file_bytes
+        self._in_flight = _InFlight()
         self.catalogue = catalogue or Catalogue(storage, public_url, authority)
 
     @classmethod
@@ -455,6 +511,9 @@ class FileService:
     def lookup(self, principal: Principal | None, owner_name: str, path: str) -> FileMeta:
         """The node a GET or HEAD of ``/files/{owner_name}/{path}`` reads.
 
+        Who else may read it (``shared_with``) is told to the owner and
+        the admins only.
+
         Parameters
         ----------
         principal : Principal or None
@@ -478,6 +537,13 @@ class FileService:
             When it does not exist or the client may not read it (401 for
             an anonymous client, 404 otherwise).
         """
+        meta = self._lookup(principal, owner_name, path)
+        owner = self._owner(owner_name)
+        if meta.shared_with and not (owner and self._full_access(principal, owner.id)):
+            meta = replace(meta, shared_with=())
+        return meta
+
+    def _lookup(self, principal: Principal | None, owner_name: str, path: str) -> FileMeta:
         rel = self.parse_path(path, folder_ok=True)
         node = f"{owner_name}/{rel.as_posix()}" if rel.parts else owner_name
         owner = self._owner(owner_name)
@@ -546,7 +612,8 @@ class FileService:
                 modified=_aware(row.modified_at) if row is not None and same
                 else info.modified,
                 visibility=visibility,
-                shared_with=tuple(r.name for r in row.readers) if row is not None else (),
+                shared_with=tuple(r.name for r in row.readers) if row is not None and full
+                else (),
                 spectra=row.spectra if row is not None else None,
                 catalogue_error=row.catalogue_error if row is not None else None))
         return entries
@@ -654,6 +721,18 @@ class FileService:
             raise self._hidden(principal, node)
         return owner
 
+    def check_writable(self, principal: Principal, owner_name: str, path: str) -> None:
+        """Refuse unless ``principal`` may change the node at ``path`` (or create it there).
+
+        Raises
+        ------
+        PermissionDenied
+            For a node the principal can read but not change (403).
+        NotFound, AuthenticationRequired
+            For one they cannot see, exactly as for a missing node.
+        """
+        self._writable_owner(principal, owner_name, self.parse_path(path, folder_ok=True))
+
     def usage(self, owner_name: str) -> int:
         """Bytes stored by ``owner_name`` (the sum of the sizes of the files in the tree)."""
         return self.storage.usage(owner_name)
@@ -726,23 +805,24 @@ class FileService:
         if old is not None and old.is_dir:
             raise Conflict(f"{node!r} is a folder; delete it first to put a file there")
         room = quota_left + (old.size if old else 0)
-        with self._storage_errors():
+        with self._storage_errors(), self._in_flight.track(owner.id) as in_flight:
             if (content_length is not None and self.max_file_bytes is not None
                     and content_length > self.max_file_bytes):
                 raise FileTooLarge(so_far=content_length, max_size=self.max_file_bytes)
-            if content_length is not None and content_length > room:
-                raise QuotaExceeded(so_far=content_length, quota_left=room,
+            if content_length is not None and content_length > room - in_flight.others():
+                raise QuotaExceeded(so_far=content_length, quota_left=room - in_flight.others(),
                                     quota=self.quota_bytes)
             try:
-                stored = self.storage.write(owner.name, rel, chunks, quota_left=room,
-                                            quota=self.quota_bytes,
+                stored = self.storage.write(owner.name, rel,
+                                            in_flight.count(chunks, room, self.quota_bytes),
+                                            quota_left=room, quota=self.quota_bytes,
                                             max_size=self.max_file_bytes)
             except IsADirectoryError:
                 raise Conflict(f"{node!r} is a folder; delete it first to put a file there") \
                     from None
             except NotADirectoryError as exc:
                 raise Conflict(f"cannot put {node!r}: {exc}") from None
-        return self._record(owner, rel, stored, content_type), old
+            return self._record(owner, rel, stored, content_type), old
 
     def _record(self, owner: _Owner, rel: PurePosixPath, stored: StoredFile,
                 content_type: str | None) -> FileMeta:
@@ -1245,6 +1325,26 @@ class FileService:
                                     lambda row: Visibility.PUBLIC, None)
         return self._set_access(principal, owner_name, path, recursive,
                                 lambda row: Visibility.PRIVATE, [])
+
+    def set_public(self, principal: Principal, owner_name: str | None, path: str,
+                   public: bool, *, recursive: bool = False) -> FileMeta:
+        """Make a node (and with ``recursive`` its subtree) public, or no longer public.
+
+        Unlike :meth:`change_visibility` to private, ending public access
+        keeps each node's named readers (VOSpace ``core#publicread`` and
+        ``core#groupread`` are independent properties).
+
+        Raises
+        ------
+        UsageError, NotFound, PermissionDenied
+            As :meth:`change_visibility`.
+        """
+        def visibility_of(row: FileNode) -> Visibility:
+            if public:
+                return Visibility.PUBLIC
+            return Visibility.SHARED if row.readers else Visibility.PRIVATE
+
+        return self._set_access(principal, owner_name, path, recursive, visibility_of, None)
 
     def share(self, principal: Principal, owner_name: str | None, path: str,
               users: Sequence[str], *, recursive: bool = True) -> FileMeta:

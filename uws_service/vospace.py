@@ -437,6 +437,15 @@ def _check_parent(target: _Target, principal: Principal) -> None:
         raise VOSpaceFault("ContainerNotFound", 404, f"{parent.uri} is not a container")
 
 
+def _check_writable_parent(target: _Target, principal: Principal) -> None:
+    """PermissionDenied when the client may read the new node's folder but not write in it."""
+    parent = target.parent()
+    if parent is None or parent.user is None:
+        return
+    with _node_faults(parent, principal):
+        _files().check_writable(principal, parent.user, parent.path)
+
+
 def _exists(target: _Target, principal: Principal) -> FileMeta | None:
     try:
         return _files().lookup(principal, cast(str, target.user), target.path)
@@ -500,11 +509,15 @@ def _access_change(node: Node, current: dict[str, str] | None, is_dir: bool) -> 
     return change
 
 
-def _recursive() -> bool | None:
-    """``?recursive=true|false`` on setNode/createNode; None keeps the store's default."""
+def _recursive() -> bool:
+    """``?recursive=true|false`` on setNode/createNode: whether the subtree changes too.
+
+    Without it only the node itself changes (the standard's setNode names
+    one node); ``recursive=true`` is an extension of this service.
+    """
     value = request.args.get("recursive")
     if value is None:
-        return None
+        return False
     value = value.strip().lower()
     if value not in ("true", "false"):
         raise _invalid_argument(f"recursive must be true or false, not {value!r}")
@@ -513,28 +526,16 @@ def _recursive() -> bool | None:
 
 def _apply(principal: Principal, target: _Target, meta: FileMeta,
            change: _AccessChange) -> FileMeta:
-    """Set publicread and groupread through the store, each independently of the other.
-
-    The store ends the sharing of a node made private; a VOSpace client
-    that only sets ``publicread=false`` expects ``groupread`` to stay, so
-    the readers the node had are given back (with ``recursive=true``, to
-    the whole subtree).
-    """
+    """Set publicread and groupread through the store, each independently of the other."""
     service = _files()
     user = cast(str, target.user)
     recursive = _recursive()
-    options: dict[str, bool] = {} if recursive is None else {"recursive": recursive}
-    readers = change.groupread
-    if change.publicread:
-        meta = service.change_visibility(principal, user, target.path, Visibility.PUBLIC,
-                                         **options)
-    elif change.publicread is not None and (meta.visibility == Visibility.PUBLIC or recursive):
-        if readers is None and meta.shared_with:
-            readers = list(meta.shared_with)
-        meta = service.change_visibility(principal, user, target.path, Visibility.PRIVATE,
-                                         **options)
-    if readers is not None:
-        meta = service.share(principal, user, target.path, readers, **options)
+    if change.publicread is not None:
+        meta = service.set_public(principal, user, target.path, change.publicread,
+                                  recursive=recursive)
+    if change.groupread is not None:
+        meta = service.share(principal, user, target.path, change.groupread,
+                             recursive=recursive)
     return meta
 
 
@@ -608,6 +609,7 @@ def create_node(node_path: str) -> Response:
     _check_parent(target, principal)
     if _exists(target, principal) is not None:
         raise VOSpaceFault("DuplicateNode", 409, target.uri)
+    _check_writable_parent(target, principal)
     service = _files()
     try:
         if is_dir:
@@ -642,6 +644,8 @@ def set_node(node_path: str) -> Response:
     changes_type = type(node) is not Node and isinstance(node, ContainerNode) != meta.is_dir
     if changes_type or isinstance(node, LinkNode):
         raise _invalid_argument(f"setNode cannot change the type of {target.uri}")
+    with _node_faults(target, principal):
+        service.check_writable(principal, target.user, target.path)
     current = {prop.uri: prop.value for prop in _properties(meta, principal)}
     change = _access_change(node, current, meta.is_dir)
     with _node_faults(target, principal):
@@ -771,8 +775,12 @@ def _negotiate(transfer: Transfer) -> Transfer:
         existing = _exists(target, principal)
         if existing is None:
             _check_parent(target, principal)
+            _check_writable_parent(target, principal)
         elif existing.is_dir:
             raise _invalid_argument(f"{target.uri} is a container: push to a node inside it")
+        else:
+            with _node_faults(target, principal):
+                service.check_writable(principal, cast(str, target.user), target.path)
         endpoint = service.url_of(target.user, target.rel)
     return Transfer(target=target.uri, direction=direction, view=transfer.view,
                     protocols=_offered(direction, transfer.protocols, endpoint))
