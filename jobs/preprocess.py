@@ -1095,13 +1095,29 @@ def _service_error(what: str, path: str, exc: Exception) -> ValueError:
     return ValueError(f"{what} {path!r}: {exc}")
 
 
-def _lookup(files: FileService, owner: Principal, path: str, what: str) -> FileMeta:
+def _lookup(files: FileService, owner: Principal, path: str, what: str,
+            tree: str | None = None) -> FileMeta:
     from uws_service.errors import ServiceError
 
     try:
-        return files.lookup(owner, owner.name, path.strip("/"))
+        return files.lookup(owner, tree or owner.name, path.strip("/"))
     except ServiceError as exc:
         raise _service_error(what, path, exc) from None
+
+
+def _tree_of(files: FileService, owner: Principal, folder: str) -> tuple[Principal, str]:
+    """Whose tree a folder is in: ``~{user}/{path}`` names another user's, else the owner's.
+
+    Reading another user's tree goes through the same access rules as
+    ``/files``: only what is public or shared with the owner is seen.
+    """
+    if not folder.startswith("~"):
+        return owner, folder
+    name, _, rest = folder[1:].strip("/").partition("/")
+    tree = files.principal(name) if name else None
+    if tree is None:
+        raise ValueError(f"folder {folder!r}: no such file or folder in your store")
+    return tree, rest
 
 
 def _coverage(em_min: float | None, em_max: float | None,
@@ -1129,7 +1145,8 @@ def _folder_sources(files: FileService, owner: Principal, folder: str, recursive
     from uws_service.errors import ServiceError
     from uws_service.models import FileNode, ObsCore
 
-    top = _lookup(files, owner, folder, "folder")
+    tree, folder = _tree_of(files, owner, folder)
+    top = _lookup(files, owner, folder, "folder", tree.name)
     found: list[FileMeta] = []
     if top.is_dir:
         pending = [top]
@@ -1149,7 +1166,7 @@ def _folder_sources(files: FileService, owner: Principal, folder: str, recursive
     for meta in found:
         if meta.sha256 is None:  # no row yet, or a stale one: checksum and catalogue it
             try:
-                meta = files.lookup(owner, owner.name, meta.path.as_posix())
+                meta = files.lookup(owner, tree.name, meta.path.as_posix())
             except ServiceError as exc:
                 rejected.append(Rejected(meta.path.as_posix(), exc.message))
                 continue
@@ -1162,7 +1179,7 @@ def _folder_sources(files: FileService, owner: Principal, folder: str, recursive
                     select(FileNode.path, ObsCore.spectrum_index, ObsCore.obs_publisher_did,
                            ObsCore.em_min, ObsCore.em_max, ObsCore.em_medium)
                     .join(ObsCore, ObsCore.node_id == FileNode.id)
-                    .where(FileNode.owner_id == owner.id, FileNode.path.in_(batch))):
+                    .where(FileNode.owner_id == tree.id, FileNode.path.in_(batch))):
                 rows.setdefault(row.path, []).append(row)
     reader = _FileReader(files.storage)
     sources: list[SpectrumSource] = []
@@ -1180,11 +1197,11 @@ def _folder_sources(files: FileService, owner: Principal, folder: str, recursive
             for row in sorted(rows[path], key=lambda r: r.spectrum_index):
                 sources.append(SpectrumSource(
                     label=row.obs_publisher_did, did=row.obs_publisher_did, checksum=checksum,
-                    open=partial(reader.one, owner.name, path, row.spectrum_index),
+                    open=partial(reader.one, tree.name, path, row.spectrum_index),
                     coverage=_coverage(row.em_min, row.em_max, row.em_medium)))
         else:
             sources.append(SpectrumSource(label=path, did=None, checksum=checksum,
-                                          open=partial(reader.all, owner.name, path)))
+                                          open=partial(reader.all, tree.name, path)))
     return sources, rejected
 
 

@@ -496,6 +496,30 @@ def test_a_file_of_several_spectra_is_read_once(store: Store, tmp_path: Path,
     assert prepared.rejected == [Rejected(dids[2], "median flux is 0")]
 
 
+def test_folder_of_another_user_follows_their_access(store: Store, tmp_path: Path) -> None:
+    """``~bob/obs`` reads bob's folder as alice may see it: nothing while it is private,
+    everything once public, and only the shared part when shared with her."""
+    paths = write_collection(tmp_path / "demo", generate_collection(3, seed=4))
+    for path in paths:
+        store.put("bob", f"obs/{path.name}", path.read_bytes())
+    store.put("bob", "obs/private/x.fits", paths[0].read_bytes())
+    alice = store.users["alice"]
+    with pytest.raises(ValueError, match="no such file or folder"):
+        sources_from_store(store.files, alice, folder="~bob/obs")
+    with pytest.raises(ValueError, match="no such file or folder"):
+        sources_from_store(store.files, alice, folder="~nobody/obs")
+    store.files.share(store.users["bob"], None, "obs", ["alice"], recursive=False)
+    for path in paths:
+        store.files.share(store.users["bob"], None, f"obs/{path.name}", ["alice"])
+    sources, rejected = sources_from_store(store.files, alice, folder="~bob/obs")
+    assert sorted(s.did for s in sources) == sorted(
+        store.did("bob", f"obs/{p.name}") for p in paths)
+    assert rejected == []
+    store.files.change_visibility(store.users["bob"], None, "obs", "public", recursive=True)
+    sources, _ = sources_from_store(store.files, alice, folder="~bob/obs")
+    assert len(sources) == len(paths) + 1
+
+
 def test_did_sources_follow_ownership_visibility_and_sharing(store: Store,
                                                             tmp_path: Path) -> None:
     paths = write_collection(tmp_path / "demo", generate_collection(4, seed=9))
