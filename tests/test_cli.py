@@ -144,3 +144,26 @@ def test_jobs_list(env: dict[str, str]) -> None:
     last = run(env, "jobs", "list", "--last", "1").output
     assert ids["ivan"] in last and ids["hana"] not in last
     assert run(env, "jobs", "list", "--owner", "nobody").exit_code != 0
+
+
+def test_serve_on_a_port_in_use_fails_clearly(tmp_path: Path) -> None:
+    """A second ``vocloud serve`` on a busy port says so and starts no worker."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VOCLOUD_")}
+        env.update({"VOCLOUD_HOME": str(tmp_path / "home"), "VOCLOUD_START_WORKERS": "1",
+                    "VOCLOUD_LOG_LEVEL": "INFO"})
+        result = subprocess.run([sys.executable, "-m", "uws_service.cli", "serve", "--port",
+                                 str(port)], env=env, capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode != 0
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "starting worker" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

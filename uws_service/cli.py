@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -46,7 +47,14 @@ def serve(host: str, port: int) -> None:
     if config.database_url.startswith("sqlite"):
         upgrade(config.database_url)
     _bootstrap(config)
-    run_server(config, host, port)
+    try:
+        run_server(config, host, port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise click.ClickException(f"{host}:{port} is already in use (is another vocloud "
+                                   "running?); stop it, or choose another port with --port") \
+            from None
 
 
 def _bootstrap(config: Config) -> None:

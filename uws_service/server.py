@@ -73,9 +73,17 @@ class WorkerSupervisor:
 
 
 def serve(config: Config, host: str, port: int) -> None:
-    from waitress import serve as waitress_serve
+    """Bind the port, then start the dispatcher (and the embedded workers) and serve.
+
+    Binding first means a port already in use fails at once, before any
+    worker is started.
+    """
+    from waitress.server import create_server
 
     app = create_app(config)
+    server = create_server(app, host=host, port=port, threads=config.server_threads,
+                           channel_timeout=max(120, int(config.wait_max) + 60),
+                           connection_limit=1000, ident="vocloud")
     services = app.extensions["vocloud"]
     dispatcher = Dispatcher(config, services.store, celery_sender())
     supervisor = None
@@ -93,12 +101,11 @@ def serve(config: Config, host: str, port: int) -> None:
           f"{'embedded' if config.embedded else 'broker ' + str(config.broker_url)})",
           flush=True)
     try:
-        waitress_serve(app, host=host, port=port, threads=config.server_threads,
-                       channel_timeout=max(120, int(config.wait_max) + 60),
-                       connection_limit=1000, ident="vocloud")
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        server.close()
         dispatcher.stop()
         if supervisor is not None:
             supervisor.stop()
