@@ -28,12 +28,19 @@ quota.  Every outgoing connection follows the address policy of
 ``VOCLOUD_IMPORT_DENY_NETWORKS``).  The results are a manifest (JSON,
 VOTable and CSV) with one row per file: URL, stored path, size, MD5,
 status (``ok``, ``failed``, ``skipped``), reason and attempts.  A file that
-fails does not fail the import; only when nothing at all could be
-imported does the job end in ERROR.
+fails does not fail the import (a malformed URL or redirect included); only
+when nothing at all could be imported does the job end in ERROR.  URLs in
+the manifest and in messages never show a user name or password.
+
+Limits: ``VOCLOUD_IMPORT_MAX_FILES`` files (a longer listing, or VOTable,
+is cut there), ``VOCLOUD_IMPORT_MAX_FOLDERS`` folders read per walk,
+``VOCLOUD_IMPORT_MAX_LISTING`` entries per FTP folder listing, and
+:data:`VOTABLE_MAX_BYTES` for a VOTable read into memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mimetypes
 import shutil
@@ -55,7 +62,7 @@ from uws_service.errors import ServiceError
 from uws_service.filestore import FileService
 from uws_service.storage import PathError, clean_path, human_size
 from uws_service.users import Principal
-from vo.archives import ArchiveError, archive_kind, archive_members, read_member
+from vo.archives import ArchiveError, archive_kind, archive_members, read_members
 from vo.dal_client import (
     DataLinkError,
     DatasetRef,
@@ -64,18 +71,28 @@ from vo.dal_client import (
     parse_band,
     ssa_query_url,
 )
-from vo.fetch import Download, Fetcher, FetchError, TooLargeError, backoff_delay, redact, url_name
+from vo.fetch import (
+    Download,
+    Fetcher,
+    FetchError,
+    TooLargeError,
+    backoff_delay,
+    redact,
+    redact_text,
+    url_name,
+)
 from vo.listing import Listing, ListingError, crawl_ftp, crawl_http
 from vo.netpolicy import AddressPolicy, RefusedError
-from vo.remote_votable import VOTableError, parse_votable, query_status
+from vo.remote_votable import VOTableError, parse_votable, parse_votable_limited, query_status
 from vo.votable import VOTABLE_MIME, TableColumn, csv_text, votable_bytes
 
 T = TypeVar("T")
 
 SOURCES = ("auto", "file", "http", "ftp", "votable", "ssa")
 POLICIES = ("skip", "rename", "overwrite")
-#: Largest VOTable (query response, links document, list of links) read into memory.
-VOTABLE_MAX_BYTES = 100 * 10**6
+#: Largest VOTable (query response, links document, list of links) read into memory;
+#: of a longer table, only the first ``VOCLOUD_IMPORT_MAX_FILES`` rows are kept.
+VOTABLE_MAX_BYTES = 20 * 10**6
 #: Largest HTML index page read.
 INDEX_MAX_BYTES = 20 * 10**6
 #: Seconds between two progress reports.
@@ -192,14 +209,17 @@ class Importer:
     cutout_band : tuple, optional
         ``(lo, hi)`` in metres for SODA cutouts.
     max_files : int
-        Most files stored (archive members included).
+        Most files stored (archive members included), and most rows of a
+        VOTable of links kept.
+    max_folders : int
+        Most folders one walk (HTML index or FTP) reads.
     """
 
     def __init__(self, ctx: JobContext, files: FileService, principal: Principal,
                  fetcher: Fetcher, target: PurePosixPath, *, overwrite: str = "skip",
                  unpack: bool = False, attempts: int = 3, retry_delay: float = 1.0,
                  cutout_band: tuple[float | None, float | None] | None = None,
-                 max_files: int = 10000) -> None:
+                 max_files: int = 10000, max_folders: int = 2000) -> None:
         self.ctx = ctx
         self.files = files
         self.principal = principal
@@ -211,6 +231,7 @@ class Importer:
         self.retry_delay = retry_delay
         self.cutout_band = cutout_band
         self.max_files = max_files
+        self.max_folders = max_folders
         self._claimed: set[PurePosixPath] = set()
         self._lock = threading.Lock()
         self._stored = 0
@@ -233,17 +254,28 @@ class Importer:
                     raise
                 time.sleep(backoff_delay(attempt, self.retry_delay, exc.retry_after))
 
-    def read_votable(self, url: str) -> tuple[bytes, etree._Element]:
-        """Fetch and parse a VOTable (with retries)."""
-        (data, _final), _ = self.retrying(
-            lambda: self.fetcher.read(url, max_size=VOTABLE_MAX_BYTES))
-        return data, parse_votable(data)
+    def read_votable(self, url: str) -> tuple[bytes, etree._Element, int]:
+        """Fetch and parse a VOTable of links (with retries): its bytes, its root (with at
+        most ``max_files`` rows), and how many rows were left out."""
+        try:
+            (data, _final), _ = self.retrying(
+                lambda: self.fetcher.read(url, max_size=VOTABLE_MAX_BYTES))
+        except TooLargeError:
+            raise FetchError(_votable_too_large(redact(url))) from None
+        root, dropped = parse_votable_limited(data, self.max_files)
+        return data, root, dropped
 
     # Names --------------------------------------------------------------------------
 
     def relative(self, parts: Sequence[str], origin: str) -> PurePosixPath:
-        """``target / parts``, checked by the store's path rules (refused, never rewritten)."""
+        """``target / parts``, checked by the store's path rules (refused, never rewritten).
+
+        Each part must be a name: not empty, ``.`` or ``..`` (which would
+        name the target folder itself, or its parent), without ``/`` or ``\\``.
+        """
         for part in parts:
+            if part in ("", ".", ".."):
+                raise _Refused(f"refused: the name {part!r} from {origin} is not a file name")
             if "/" in part or "\\" in part:
                 raise _Refused(f"refused: the name {part!r} from {origin} holds a '/' or '\\'")
         try:
@@ -349,14 +381,23 @@ class Importer:
         if item.cutout_url is not None:
             return item.cutout_url, None
         if item.links_url is not None:
-            data, _final = self.fetcher.read(item.links_url, max_size=VOTABLE_MAX_BYTES)
+            try:
+                data, _final = self.fetcher.read(item.links_url, max_size=VOTABLE_MAX_BYTES)
+            except TooLargeError:
+                raise FetchError(_votable_too_large(
+                    f"the DataLink document {redact(item.links_url)}")) from None
             return choose_link(parse_votable(data), cutout_band=self.cutout_band)
         return item.url, None
 
     def fetch(self, item: Item) -> list[Row]:
-        """Fetch one item into the store; its manifest rows (several for an archive)."""
+        """Fetch one item into the store; its manifest rows (several for an archive).
+
+        Every failure becomes a ``failed`` row: nothing a remote server or a
+        URL can cause (a ``ValueError`` from a malformed URL included) ends
+        the import.
+        """
         if item.problem is not None:
-            return [Row(redact(item.url), "failed", reason=item.problem)]
+            return [_failed(item.url, item.problem)]
         attempt = 0
         while True:
             attempt += 1
@@ -366,11 +407,14 @@ class Importer:
                 if exc.transient and attempt < self.attempts:
                     time.sleep(backoff_delay(attempt, self.retry_delay, exc.retry_after))
                     continue
-                return [Row(redact(item.url), "failed", reason=exc.message, attempts=attempt)]
+                return [_failed(item.url, exc.message, attempt)]
             except (_Refused, DataLinkError, VOTableError, ArchiveError, RefusedError) as exc:
-                return [Row(redact(item.url), "failed", reason=str(exc), attempts=attempt)]
+                return [_failed(item.url, str(exc), attempt)]
             except ServiceError as exc:
-                return [Row(redact(item.url), "failed", reason=exc.message, attempts=attempt)]
+                return [_failed(item.url, exc.message, attempt)]
+            except ValueError as exc:
+                return [_failed(item.url, f"cannot be fetched: {str(exc) or type(exc).__name__}",
+                                attempt)]
 
     def _fetch_once(self, item: Item, attempt: int) -> list[Row]:
         path = self.relative(item.parts, "the listing") if item.parts is not None else None
@@ -424,18 +468,20 @@ class Importer:
                 raise ArchiveError(f"the archive {path.name!r} holds no file")
             rows = []
             limit = self.fetcher.max_size
-            for member, member_path in checked:
-                try:
-                    chunks = _limited(read_member(local, kind, member.name), limit,
-                                      f"member {member.name!r}")
-                    rows.append(self._store(member_path, chunks, None, member.size, item.url,
-                                            attempt, member=member.name))
-                except (FetchError, ArchiveError, _Refused) as exc:
-                    rows.append(Row(redact(item.url), "failed", reason=str(exc),
-                                    attempts=attempt, member=member.name))
-                except ServiceError as exc:
-                    rows.append(Row(redact(item.url), "failed", reason=exc.message,
-                                    attempts=attempt, member=member.name))
+            targets = {member.name: member_path for member, member_path in checked}
+            # One pass over the archive: each member is read as the walk reaches it.
+            with contextlib.closing(read_members(local, kind, [m for m, _ in checked])) \
+                    as stream:
+                for member, data in stream:
+                    try:
+                        chunks = _limited(data, limit, f"member {member.name!r}")
+                        rows.append(self._store(targets[member.name], chunks, None,
+                                                member.size, item.url, attempt,
+                                                member=member.name))
+                    except (FetchError, _Refused, ValueError) as exc:  # ArchiveError included
+                        rows.append(_failed(item.url, str(exc), attempt, member.name))
+                    except ServiceError as exc:
+                        rows.append(_failed(item.url, exc.message, attempt, member.name))
             return rows
         finally:
             local.unlink(missing_ok=True)
@@ -455,6 +501,17 @@ class Importer:
             results = list(pool.map(one, items))
         shutil.rmtree(self.ctx.job_dir / "work", ignore_errors=True)
         return [row for rows in results for row in rows]
+
+
+def _failed(url: str, reason: str, attempts: int = 0, member: str | None = None) -> Row:
+    """A ``failed`` manifest row; no user name or password shows in its URL or reason."""
+    return Row(redact(url), "failed", reason=redact_text(reason), attempts=attempts,
+               member=member)
+
+
+def _votable_too_large(what: str) -> str:
+    return (f"too large: {what} is larger than {human_size(VOTABLE_MAX_BYTES)}, the most "
+            "read of a VOTable; ask the service for fewer rows (maxrec), or split the table")
 
 
 def _split_suffix(name: str) -> tuple[str, str]:
@@ -505,7 +562,10 @@ def _kind_of_url(url: str, source: str) -> str:
     """``file``, ``http`` (an index) or ``ftp`` (a folder) for one URL."""
     if source != "urls":
         return source
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # malformed: fetched as a file, it fails with the reason
+        return "file"
     if not parts.query and (parts.path.endswith("/") or not parts.path):
         return "ftp" if parts.scheme.lower() == "ftp" else "http"
     return "file"
@@ -513,7 +573,7 @@ def _kind_of_url(url: str, source: str) -> str:
 
 def _listed_items(listing: Listing) -> list[Item]:
     items = [Item(f.url, parts=f.parts) for f in listing.files]
-    items += [Item(p.url, problem=p.reason) for p in listing.problems]
+    items += [Item(p.url, problem=redact_text(p.reason)) for p in listing.problems]
     return items
 
 
@@ -534,21 +594,23 @@ def _walk(importer: Importer, url: str, kind: str, params: Mapping[str, Any],
         return importer.retrying(once)[0]
 
     try:
+        scheme = urlsplit(fetcher.check_url(url)).scheme.lower()
         if kind == "ftp":
-            if urlsplit(url).scheme.lower() != "ftp":
+            if scheme != "ftp":
                 raise _Refused(f"{redact(url)} is not an ftp:// URL (source=ftp)")
             listing = crawl_ftp(url, lambda folder: importer.retrying(
                 lambda: fetcher.list_ftp(folder))[0], depth=depth, pattern=pattern,
-                max_files=max_files, progress=report)
+                max_files=max_files, max_folders=importer.max_folders, progress=report)
         else:
-            if urlsplit(url).scheme.lower() not in ("http", "https"):
+            if scheme not in ("http", "https"):
                 raise _Refused(f"{redact(url)} is not an http(s):// URL (source=http)")
             listing = crawl_http(url, read_page, depth=depth, pattern=pattern,
-                                 max_files=max_files, progress=report)
+                                 max_files=max_files, max_folders=importer.max_folders,
+                                 progress=report)
     except FetchError as exc:
         return [Item(url, problem=exc.message)], False
-    except (ListingError, _Refused) as exc:
-        return [Item(url, problem=str(exc))], False
+    except (ListingError, _Refused, ValueError) as exc:
+        return [Item(url, problem=redact_text(str(exc)))], False
     items = _listed_items(listing)
     if not listing.files and not listing.problems:
         items = [Item(url, problem=f"no file in {redact(url)} matches {pattern!r} "
@@ -569,34 +631,44 @@ def _ref_item(ref: DatasetRef) -> Item:
                 cutout_url=ref.cutout_url)
 
 
-def _read_votable_param(importer: Importer, value: str) -> tuple[bytes, etree._Element]:
-    """The VOTable of the ``votable`` parameter: an uploaded file, or a URL to fetch."""
+def _read_votable_param(importer: Importer, value: str) -> tuple[bytes, etree._Element, int]:
+    """The VOTable of the ``votable`` parameter (an uploaded file, or a URL to fetch), its
+    root with at most ``max_files`` rows, and how many rows were left out."""
     uploads = (importer.ctx.job_dir / UPLOADS_DIR).resolve()
     candidate = Path(value)
     if candidate.is_absolute():
         resolved = candidate.resolve()
         if resolved.parent == uploads and resolved.is_file():
+            if resolved.stat().st_size > VOTABLE_MAX_BYTES:
+                raise JobUsageError(_votable_too_large("the uploaded VOTable"))
             data = resolved.read_bytes()
-            return data, parse_votable(data)
-    if urlsplit(value).scheme.lower() in ("http", "https", "ftp"):
+            root, dropped = parse_votable_limited(data, importer.max_files)
+            return data, root, dropped
+    try:
+        scheme = urlsplit(value).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme in ("http", "https", "ftp"):
         return importer.read_votable(value)
-    raise JobUsageError(f"votable {value[:200]!r}: upload the VOTable as a file part named "
-                        "'votable', or give its http(s) or ftp URL")
+    raise JobUsageError(f"votable {redact(value)[:200]!r}: upload the VOTable as a file part "
+                        "named 'votable', or give its http(s) or ftp URL")
 
 
-def _ssa_items(importer: Importer, params: Mapping[str, Any]) -> tuple[list[Item], str]:
+def _ssa_items(importer: Importer, params: Mapping[str, Any]) -> tuple[list[Item], str, bool]:
+    """The items of an SSA query's answer, the query URL, and whether rows were left out."""
     try:
         query = ssa_query_url(str(params["ssa_url"]), ra=params.get("ra"), dec=params.get("dec"),
                               size=params.get("size"), band=params.get("band"),
                               time=params.get("time"), maxrec=params.get("maxrec"))
     except ValueError as exc:
-        raise JobUsageError(str(exc)) from None
+        raise JobUsageError(redact_text(str(exc))) from None
     try:
-        data, root = importer.read_votable(query)
+        data, root, dropped = importer.read_votable(query)
     except FetchError as exc:
         raise JobFatalError(f"the SSA query failed: {exc.message}") from None
     except VOTableError as exc:
-        raise JobFatalError(f"the SSA service's answer is refused: {exc}") from None
+        raise JobFatalError(f"the SSA service's answer is refused: "
+                            f"{redact_text(str(exc))}") from None
     status, message = query_status(root)
     if status == "ERROR":
         raise JobFatalError(f"the SSA service answered an error: {message or 'no message'}")
@@ -606,7 +678,7 @@ def _ssa_items(importer: Importer, params: Mapping[str, Any]) -> tuple[list[Item
         raise JobFatalError(f"the SSA service's answer cannot be used: {exc}") from None
     if not items:
         raise JobFatalError(f"the SSA query found no spectra ({redact(query)})")
-    return items, query
+    return items, query, dropped > 0
 
 
 # The job ---------------------------------------------------------------------------------
@@ -656,13 +728,15 @@ def run(params: Mapping[str, Any], ctx: JobContext) -> None:
     max_size = config.import_max_file_size
     if config.max_file_bytes is not None:
         max_size = min(max_size, config.max_file_bytes)
-    fetcher = Fetcher(policy, timeout=config.import_timeout, max_size=max_size)
+    fetcher = Fetcher(policy, timeout=config.import_timeout, max_size=max_size,
+                      max_listing=config.import_max_listing)
     importer = Importer(ctx, files, principal, fetcher, target,
                         overwrite=str(params.get("overwrite", "skip")),
                         unpack=bool(params.get("unpack", False)),
                         attempts=int(params.get("attempts", 3)),
                         retry_delay=config.import_retry_delay, cutout_band=cutout_band,
-                        max_files=config.import_max_files)
+                        max_files=config.import_max_files,
+                        max_folders=config.import_max_folders)
     concurrency = max(1, min(int(params.get("concurrency", 4)), config.import_max_concurrency))
     source = _source_of(params)
     summary: dict[str, Any] = {"job": ctx.job_id, "source": source,
@@ -673,18 +747,20 @@ def run(params: Mapping[str, Any], ctx: JobContext) -> None:
     if source == "ssa":
         if not params.get("ssa_url"):
             raise JobUsageError("source=ssa needs ssa_url, the query URL of an SSA service")
-        items, summary["query"] = _ssa_items(importer, params)
+        items, query, truncated = _ssa_items(importer, params)
+        summary["query"] = redact(query)
     elif source == "votable":
         if not params.get("votable"):
             raise JobUsageError("source=votable needs votable: upload the VOTable as a file "
                                 "part named 'votable', or give its URL")
         try:
-            data, root = _read_votable_param(importer, str(params["votable"]))
+            data, root, dropped = _read_votable_param(importer, str(params["votable"]))
             items = _votable_items(importer, data, root)
         except FetchError as exc:
             raise JobFatalError(f"the VOTable could not be fetched: {exc.message}") from None
         except VOTableError as exc:
-            raise JobUsageError(f"the VOTable is refused: {exc}") from None
+            raise JobUsageError(f"the VOTable is refused: {redact_text(str(exc))}") from None
+        truncated = dropped > 0
         if not items:
             raise JobFatalError("the VOTable lists no file (its table has no rows)")
     else:

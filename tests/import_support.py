@@ -5,7 +5,8 @@
   answers 500 ``n`` times then the file, ``/busy/{name}`` answers 429 once,
   ``/redirect?to=URL`` redirects, ``/endless`` streams without a
   ``Content-Length``, ``/announced-big`` announces a huge body,
-  ``/disposition/{name}?as=NAME`` sends a ``Content-Disposition``.  Every
+  ``/disposition/{name}?as=NAME`` sends a ``Content-Disposition``,
+  ``/json/...`` answers a JSON document (not an index).  Every
   file under ``/slow/`` is delayed, and the server counts the requests in
   flight at once, to check concurrency limits.
 * :func:`ftp_server`: pyftpdlib serving a folder anonymously, read only,
@@ -128,6 +129,9 @@ class ArchiveServer:
                     body = (server.root / "files" / path.split("/", 2)[2]).read_bytes()
                     self._plain(200, body, Content_Disposition=f'attachment; filename="{name}"',
                                 Content_Type="application/fits")
+                    return
+                if path.startswith("/json/"):
+                    self._plain(200, b"{}", Content_Type="application/json")
                     return
                 if path.startswith("/slow/"):
                     time.sleep(SLOW_DELAY)

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from xml.etree import ElementTree
 
 import pytest
@@ -293,6 +294,60 @@ def test_single_files_retries_and_failures(service: LiveService, alice: Account,
     assert traversal["reason"].startswith(
         "refused: the name '../../evil.fits' from Content-Disposition")
     assert not list(service.home.rglob("evil.fits"))
+
+
+def test_malformed_urls_fail_alone_and_passwords_stay_hidden(
+        service: LiveService, alice: Account, sources: Sources) -> None:
+    """Malformed URLs (a bad IPv6 literal, a bad port, CR/LF in an FTP user name) and
+    malformed redirects fail alone with a reason, and a Content-Disposition name '.' is
+    refused: the other file is stored and the job COMPLETES.  No password shows in the
+    manifest or in errors: not of a listing that is not an index, nor of an SSA query."""
+    base = sources.http.url
+    with_password = base.replace("http://", "http://alice:S3cretPW@")
+    bad = [
+        f"{base}/disposition/a.fits?as=.",
+        "http://[::1/f.fits",
+        "http://u:S3cretPW@127.0.0.1:abc/f.fits",
+        "ftp://us%0d%0aDELE%20x:S3cretPW@127.0.0.1:21/f.fits",
+        f"{base}/redirect?to={quote('http://[::1/x.fits', safe='')}",
+        f"{base}/redirect?to={quote('http://u:S3cretPW@127.0.0.1:99999/x.fits', safe='')}",
+    ]
+    job = _submit(service, alice, [*(("url", u) for u in bad),
+                                   ("url", f"{base}/files/a.fits"), ("concurrency", "1"),
+                                   ("target", "runs/malformed")])
+    doc = _wait(job, alice)
+    assert _phase(doc) == "COMPLETED", _error(doc)
+    manifest = _manifest(job, alice)
+    assert (manifest["files_ok"], manifest["files_failed"]) == (1, len(bad))
+    by_status = {row["status"]: row for row in manifest["files"]}
+    assert by_status["ok"]["path"] == "runs/malformed/a.fits"
+    assert _stored(service, alice, "runs/malformed/a.fits") == \
+        (sources.root / "files" / "a.fits").read_bytes()
+    reasons = [row["reason"] for row in manifest["files"] if row["status"] == "failed"]
+    assert reasons[0] == "refused: the name '.' from Content-Disposition is not a file name"
+    assert "malformed host" in reasons[1] and "bad port" in reasons[2]
+    assert "control characters in its user name" in reasons[3]
+    assert "redirect to a malformed URL" in reasons[4] and "bad port" in reasons[5]
+    assert ":S3cretPW@" not in str(manifest)
+
+    listing = _submit(service, alice, {"url": f"{with_password}/json/", "source": "http"})
+    doc = _wait(listing, alice)
+    assert _phase(doc) == "ERROR"
+    assert "is not an HTML directory listing" in _error(doc)
+    assert "S3cretPW" not in _error(doc) and "http://***@127.0.0.1:" in _error(doc)
+    assert "S3cretPW" not in str(_manifest(listing, alice))
+
+    ssa = sources.ssa
+    _name, (spectrum, _data) = sorted(ssa.spectra.items())[0]
+    query = _submit(service, alice, {
+        "ssa_url": ssa.url.replace("http://", "http://alice:S3cretPW@") + "/ssa",
+        "ra": str(spectrum.meta.ra), "dec": str(spectrum.meta.dec), "size": "0.01",
+        "target": "runs/ssa-password"})
+    doc = _wait(query, alice)
+    assert _phase(doc) == "COMPLETED", _error(doc)
+    manifest = _manifest(query, alice)
+    assert manifest["query"].startswith("http://***@127.0.0.1:")
+    assert ":S3cretPW@" not in str(manifest)
 
 
 def test_nothing_fetched_ends_in_error(service: LiveService, alice: Account,

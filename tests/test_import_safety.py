@@ -23,13 +23,23 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any, cast
+from urllib.parse import quote
 
 import pytest
 
+from jobs.importing import VOTABLE_MAX_BYTES, Importer, Item, _Refused
 from tests.conftest import unavailable
 from tests.import_support import ArchiveServer, ftp_server
-from vo.archives import ArchiveError, archive_kind, archive_members, read_member
+from vo.archives import (
+    ArchiveError,
+    Member,
+    archive_kind,
+    archive_members,
+    read_member,
+    read_members,
+)
 from vo.dal_client import (
     DataLinkError,
     choose_link,
@@ -38,10 +48,25 @@ from vo.dal_client import (
     parse_time_range,
     ssa_query_url,
 )
-from vo.fetch import Fetcher, FetchError, TooLargeError, backoff_delay, redact
-from vo.listing import crawl_ftp, crawl_http
+from vo.fetch import (
+    Fetcher,
+    FetchError,
+    FtpEntry,
+    FtpListing,
+    TooLargeError,
+    backoff_delay,
+    redact,
+    redact_text,
+)
+from vo.listing import ListingError, crawl_ftp, crawl_http
 from vo.netpolicy import AddressPolicy, RefusedError, connect
-from vo.remote_votable import VOTableError, find_url_column, parse_votable, tables
+from vo.remote_votable import (
+    VOTableError,
+    find_url_column,
+    parse_votable,
+    parse_votable_limited,
+    tables,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:The asyn:DeprecationWarning")
 LOOPBACK = AddressPolicy.from_strings(["127.0.0.0/8", "::1/128"])
@@ -122,6 +147,8 @@ class _CountingListener:
     ("::ffff:10.0.0.1", "private address (IPv4-mapped 10.0.0.1)"),
     ("64:ff9b::a9fe:a9fe", "embeds the IPv4 address 169.254.169.254"),
     ("2002:c0a8:0101::1", "embeds the IPv4 address 192.168.1.1"),
+    ("64:ff9b:1::808:808", "local-use NAT64 address"),
+    ("64:ff9b:1:1234:5678::5db8:d822", "local-use NAT64 address"),
 ])
 def test_default_policy_denies_non_public_addresses(address: str, words: str) -> None:
     """Every non-public range, and IPv6 forms that embed one, is refused with its name."""
@@ -313,7 +340,7 @@ def test_backoff_grows_and_honours_retry_after() -> None:
     assert 4.0 <= backoff_delay(3, 1.0) <= 5.0
     assert backoff_delay(1, 0.01, retry_after=2.0) == 2.0
     assert backoff_delay(10, 1.0) == 30.0
-    assert redact("ftp://user:secret@host/x") == "ftp://user:***@host/x"
+    assert redact("ftp://user:secret@host/x") == "ftp://***@host/x"
 
 
 # FTP ---------------------------------------------------------------------------------------
@@ -593,3 +620,265 @@ def test_unsafe_tar_members_refuse_the_archive(tmp_path: Path, kind: str) -> Non
              "fifo": "FIFO"}[kind]
     with pytest.raises(ArchiveError, match=words):
         archive_members(_tar(tmp_path / "bad.tar.gz", kind), "tar")
+
+
+def test_tar_members_with_unsafe_or_empty_names_refuse_the_archive(tmp_path: Path) -> None:
+    """A regular file named '../../escape/' or 'ok/' (a trailing '/'), '.', or with an
+    empty or '.' part is refused, like every unsafe name; the top folder './' is fine."""
+    for name, words in (("../../escape/", "climbs out"), ("ok/", "ends in '/'"),
+                        (".", "no file name"), ("./", "no file name"), ("a/./b", "no file name"),
+                        ("a//b", "no file name")):
+        path = tmp_path / "bad.tar"
+        with tarfile.open(path, "w") as archive:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.REGTYPE
+            info.size = 1
+            archive.addfile(info, io.BytesIO(b"E"))
+        with pytest.raises(ArchiveError, match=re.escape(words)):
+            archive_members(path, "tar")
+    with tarfile.open(tmp_path / "top.tar", "w") as archive:
+        top = tarfile.TarInfo("./")
+        top.type = tarfile.DIRTYPE
+        archive.addfile(top)
+        info = tarfile.TarInfo("./x.fits")
+        info.size = 1
+        archive.addfile(info, io.BytesIO(b"x"))
+    assert archive_members(tmp_path / "top.tar", "tar") == [Member("x.fits", 1)]
+
+
+def test_zip_member_named_dot_refuses_the_archive(tmp_path: Path) -> None:
+    """A zip member '.' would be stored at the target folder's own path: refused."""
+    with pytest.raises(ArchiveError, match="no file name"):
+        archive_members(_zip(tmp_path / "dot.zip", {".": b"DOT", "a.fits": b"A"}), "zip")
+    with pytest.raises(ArchiveError, match="climbs out"):
+        archive_members(_zip(tmp_path / "up.zip", {"../x/": b"", "a.fits": b"A"}), "zip")
+
+
+def test_members_are_streamed_in_one_pass(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading every member opens the archive once and walks it once (time in proportion
+    to the archive, not to members x archive); a member with a bad CRC fails alone."""
+    count = 400
+    tar_path = tmp_path / "many.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as archive:
+        for i in range(count):
+            info = tarfile.TarInfo(f"d/f{i}.fits")
+            info.size = len(str(i))
+            archive.addfile(info, io.BytesIO(str(i).encode()))
+    zip_path = _zip(tmp_path / "many.zip", {f"f{i}.fits": str(i).encode() for i in range(count)})
+    opened = {"tar": 0, "zip": 0}
+    tar_open, zip_init = tarfile.open, zipfile.ZipFile.__init__
+
+    def counting_tar_open(*args: Any, **kwargs: Any) -> tarfile.TarFile:
+        opened["tar"] += 1
+        return tar_open(*args, **kwargs)
+
+    def counting_zip_init(self: zipfile.ZipFile, *args: Any, **kwargs: Any) -> None:
+        opened["zip"] += 1
+        zip_init(self, *args, **kwargs)
+
+    for path, kind in ((tar_path, "tar"), (zip_path, "zip")):
+        members = archive_members(path, kind)
+        monkeypatch.setattr(tarfile, "open", counting_tar_open)
+        monkeypatch.setattr(zipfile.ZipFile, "__init__", counting_zip_init)
+        read = {m.name: b"".join(chunks) for m, chunks in read_members(path, kind, members)}
+        monkeypatch.undo()
+        assert len(read) == count
+        assert all(data == PurePosixPath(name).stem[1:].encode()
+                   for name, data in read.items())
+    assert opened == {"tar": 1, "zip": 1}
+
+    broken = tmp_path / "crc.zip"
+    with zipfile.ZipFile(broken, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("a.fits", b"AAAAAAAA")
+        archive.writestr("b.fits", b"BBBBBBBB")
+    raw = bytearray(broken.read_bytes())
+    raw[raw.index(b"AAAAAAAA")] = ord("X")
+    broken.write_bytes(bytes(raw))
+    outcome = {}
+    for member, chunks in read_members(broken, "zip", archive_members(broken, "zip")):
+        try:
+            outcome[member.name] = b"".join(chunks)
+        except ArchiveError as exc:
+            outcome[member.name] = str(exc).encode()
+    assert b"cannot be read" in outcome["a.fits"] and b"CRC" in outcome["a.fits"]
+    assert outcome["b.fits"] == b"BBBBBBBB"
+
+
+# Malformed URLs and credentials ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("http://[::1/f.fits", "malformed host"),
+    ("http://u:pw@127.0.0.1:99999/f.fits", "bad port"),
+    ("http://u:pw@127.0.0.1:abc/f.fits", "bad port"),
+    ("ftp://us%0d%0aDELE%20x:pw@127.0.0.1:21/f.fits", "control characters in its user name"),
+    ("http://u%00x:pw@127.0.0.1:1/f.fits", "control characters in its user name"),
+    ("http://a..b/f.fits", "not a valid host name"),
+])
+def test_malformed_urls_are_fetch_errors(url: str, words: str) -> None:
+    """A malformed URL is a FetchError (never transient, no password shown), not a
+    ValueError, whether opened or listed."""
+    fetcher = Fetcher(LOOPBACK, timeout=2)
+    for action in (fetcher.open, fetcher.list_ftp):
+        with pytest.raises(FetchError) as caught:
+            action(url)
+        assert words in caught.value.message, caught.value.message
+        assert not caught.value.transient
+        assert "pw" not in caught.value.message
+
+
+def test_ftp_user_with_crlf_is_refused_before_login(site: ArchiveServer) -> None:
+    """CR/LF in an FTP user name (percent-encoded) would inject commands: refused."""
+    with ftp_server(site.root) as url:
+        bad = url.replace("ftp://", "ftp://us%0d%0aDELE%20x:pw@") + "/files/a.fits"
+        with pytest.raises(FetchError, match="control characters in its user name"):
+            Fetcher(LOOPBACK, timeout=5).open(bad)
+
+
+@pytest.mark.parametrize(("location", "words"), [
+    ("http://[::1/x.fits", "redirect to a malformed URL"),
+    ("http://u:pw@127.0.0.1:99999/x.fits", "bad port"),
+])
+def test_malformed_redirects_are_fetch_errors(site: ArchiveServer, location: str,
+                                              words: str) -> None:
+    with pytest.raises(FetchError) as caught:
+        Fetcher(LOOPBACK, timeout=2).open(f"{site.url}/redirect?to={quote(location, safe='')}")
+    assert words in caught.value.message, caught.value.message
+    assert not caught.value.transient and ":pw@" not in caught.value.message
+
+
+def _importer(fetcher: object, max_files: int = 10000) -> Importer:
+    """An importer over ``fetcher`` for what needs neither a job nor a store."""
+    return Importer(cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, fetcher),
+                    PurePosixPath("imports/t"), attempts=1, retry_delay=0, max_files=max_files)
+
+
+def test_importer_turns_value_errors_into_failed_rows() -> None:
+    """Whatever ValueError fetching raises, the file fails alone with a reason."""
+    class Broken:
+        def open(self, url: str) -> None:
+            raise ValueError(f"cannot handle {url}")
+
+    rows = _importer(Broken()).fetch(Item("http://u:pw@h.example/f.fits"))
+    assert [(r.status, r.url) for r in rows] == [("failed", "http://***@h.example/f.fits")]
+    assert rows[0].reason == "cannot be fetched: cannot handle http://***@h.example/f.fits"
+
+
+def test_redact_hides_any_user_name_and_password() -> None:
+    assert redact("http://vct_1_s3cret@example.org/x") == "http://***@example.org/x"
+    assert redact("https://u:p@ss@[::1]:8443/x?q=1") == "https://***@[::1]:8443/x?q=1"
+    assert redact("http://u:pw@127.0.0.1:99999/x") == "http://***@127.0.0.1:99999/x"
+    assert redact("http://u:pw@[::1/x") == "http://***@[::1/x"
+    assert redact("http://example.org/a@b") == "http://example.org/a@b"
+    assert redact_text("GET 'ftp://me:pw@h/x' then http://tok@h2/ failed (a@b)") == \
+        "GET 'ftp://***@h/x' then http://***@h2/ failed (a@b)"
+
+
+def test_listing_errors_do_not_show_passwords() -> None:
+    """The start folder that is not an index, and a sub-folder that cannot be read, are
+    reported without the password of their URL."""
+    start = "http://alice:S3cretPW@h.example/data/"
+
+    def not_an_index(url: str) -> tuple[bytes, str, str | None]:
+        return b"{}", url, "application/json"
+
+    with pytest.raises(ListingError) as caught:
+        crawl_http(start, not_an_index, depth=1)
+    assert "S3cretPW" not in str(caught.value) and "http://***@h.example" in str(caught.value)
+
+    def sub_fails(url: str) -> tuple[bytes, str, str | None]:
+        if url.endswith("/sub/"):
+            raise RuntimeError(f"{url}: broken")
+        return b'<a href="sub/">sub</a>', url, "text/html"
+
+    listing = crawl_http(start, sub_fails, depth=1)
+    assert [p.reason for p in listing.problems] == ["http://***@h.example/data/sub/: broken"]
+
+
+# Limits ----------------------------------------------------------------------------------
+
+
+def test_http_walk_stops_at_max_folders() -> None:
+    """A tree of 60 sub-folders per page is walked to max_folders pages, then stops with
+    one problem naming the limit."""
+    pages: list[str] = []
+
+    def wide(url: str) -> tuple[bytes, str, str | None]:
+        pages.append(url)
+        body = "".join(f'<a href="d{i}/">d{i}</a>' for i in range(60))
+        return body.encode(), url, "text/html"
+
+    listing = crawl_http("http://h.example/x/", wide, depth=2, max_folders=25)
+    assert len(pages) == 25 and listing.folders == 25 and listing.truncated
+    assert len(listing.problems) == 1
+    assert "stopped after reading 25 folders" in listing.problems[0].reason
+    assert "VOCLOUD_IMPORT_MAX_FOLDERS" in listing.problems[0].reason
+
+    folders: list[str] = []
+
+    def wide_ftp(url: str) -> list[FtpEntry]:
+        folders.append(url)
+        return [FtpEntry(f"d{i}", True) for i in range(60)]
+
+    ftp_listing = crawl_ftp("ftp://h.example/x/", wide_ftp, depth=2, max_folders=25)
+    assert len(folders) == 25 and ftp_listing.truncated
+
+
+def test_ftp_listing_is_cut_at_max_listing(tmp_path: Path) -> None:
+    """An FTP folder with more entries than max_listing: only that many are read, the
+    listing is marked cut, and the walk reports it."""
+    for i in range(120):
+        (tmp_path / f"f{i:03d}.fits").write_bytes(b"x")
+    with ftp_server(tmp_path) as url:
+        fetcher = Fetcher(LOOPBACK, timeout=5, max_listing=50)
+        entries = fetcher.list_ftp(f"{url}/")
+        assert isinstance(entries, FtpListing) and entries.truncated and len(entries) == 50
+        listing = crawl_ftp(f"{url}/", fetcher.list_ftp, depth=0, pattern="*.fits")
+        assert len(listing.files) == 50 and listing.truncated
+        assert "VOCLOUD_IMPORT_MAX_LISTING" in listing.problems[0].reason
+        full = Fetcher(LOOPBACK, timeout=5).list_ftp(f"{url}/")
+        assert len(full) == 120 and not full.truncated
+
+
+def test_ftp_data_connection_goes_to_the_control_peer(site: ArchiveServer) -> None:
+    """A PASV reply naming another (allowed) address is not followed: the data connection
+    goes to the control connection's peer, where the server listens."""
+    with ftp_server(site.root, masquerade="127.0.0.2") as url:
+        fetcher = Fetcher(LOOPBACK, timeout=5)
+        assert fetcher.read(f"{url}/files/a.fits")[0].startswith(b"SIMPLE")
+        assert [e.name for e in fetcher.list_ftp(f"{url}/files/")] == ["a.fits"]
+
+
+def test_long_votable_of_links_is_cut_while_parsed() -> None:
+    """Only the first max_files rows of a VOTable of links are kept (the rest are dropped as
+    they are parsed); a VOTable over the size limit is refused with a clear reason."""
+    rows = "".join(f"<TR><TD>http://h.example/{i}.fits</TD></TR>" for i in range(50))
+    document = _votable('<FIELD name="url" datatype="char" arraysize="*" ucd="meta.ref.url"/>',
+                        rows)
+    root, dropped = parse_votable_limited(document, 10)
+    assert dropped == 40 and len(tables(root)[0].rows) == 10
+    assert parse_votable_limited(document, 100)[1] == 0
+
+    class Serving:
+        def read(self, url: str, *, max_size: int | None = None) -> tuple[bytes, str]:
+            if "big" in url:
+                raise TooLargeError("too large")
+            return document, url
+
+    _data, root, dropped = _importer(Serving(), max_files=10).read_votable("http://h/l.vot")
+    assert dropped == 40 and len(tables(root)[0].rows) == 10
+    assert VOTABLE_MAX_BYTES <= 20 * 10**6
+    with pytest.raises(FetchError, match="larger than 20 MB, the most read of a VOTable"):
+        _importer(Serving()).read_votable("http://u:pw@h/big.vot")
+
+
+def test_relative_names_dot_and_empty_are_refused() -> None:
+    """'.', '..' and '' are not file names: joined to the target they would name the target
+    folder itself (PurePosixPath drops '.')."""
+    importer = _importer(None)
+    for name in (".", "..", ""):
+        with pytest.raises(_Refused, match="is not a file name"):
+            importer.relative([name], "Content-Disposition")
+    assert importer.relative(["sub", "a.fits"], "the listing") == \
+        PurePosixPath("imports/t/sub/a.fits")

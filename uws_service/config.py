@@ -198,6 +198,10 @@ class Config:
     import_max_concurrency: int = 16
     #: Most files one import takes; a longer listing is cut there.
     import_max_files: int = 10000
+    #: Most folders one walk of an import (HTML index or FTP) reads.
+    import_max_folders: int = 2000
+    #: Most entries read from one FTP folder listing; a longer one is cut there.
+    import_max_listing: int = 100000
     #: Seconds an import waits to connect, or for the next bytes.
     import_timeout: float = 60.0
     #: Seconds before the first retry of a file; doubled at each further one.
@@ -238,6 +242,8 @@ class Config:
             "import_max_file_size": _env_size("IMPORT_MAX_FILE_SIZE", 5 * 10**9),
             "import_max_concurrency": _env_int("IMPORT_MAX_CONCURRENCY", 16),
             "import_max_files": _env_int("IMPORT_MAX_FILES", 10000),
+            "import_max_folders": _env_int("IMPORT_MAX_FOLDERS", 2000),
+            "import_max_listing": _env_int("IMPORT_MAX_LISTING", 100000),
             "import_timeout": _env_float("IMPORT_TIMEOUT", 60.0),
             "import_retry_delay": _env_float("IMPORT_RETRY_DELAY", 1.0),
             "strict": _env_bool("STRICT", False),

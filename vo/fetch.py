@@ -6,13 +6,20 @@ is read as a stream of chunks.  Every connection goes through
 connects to: the first request, every HTTP redirect (followed here, at
 most ``max_redirects``, only to ``http:``/``https:``), and every FTP data
 connection (the address of a ``PASV`` reply is checked like any other, and
-refused when the policy denies it).  No proxy from the environment is
-used.  A body larger than ``max_size`` is refused as soon as that many
-bytes have been read, whatever ``Content-Length`` said.
+refused when the policy denies it; the data connection goes to the control
+connection's peer whatever address the reply names).  No proxy from the
+environment is used.  A body larger than ``max_size`` is refused as soon as
+that many bytes have been read, whatever ``Content-Length`` said.
 
 Failures raise :class:`FetchError`; its ``transient`` flag says whether
 trying again may help (connection errors, time-outs, HTTP 5xx/429/408, FTP
 4xx replies); :func:`backoff_delay` gives the wait before the next attempt.
+A malformed URL (or redirect) is a :class:`FetchError` too, never transient.
+FTP folder listings are read up to ``max_listing`` entries; a longer one is
+cut there (:attr:`FtpListing.truncated`).
+
+:func:`redact` and :func:`redact_text` take the user name and password out
+of URLs before they go into messages and manifests.
 """
 
 from __future__ import annotations
@@ -25,15 +32,15 @@ import random
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from vo.netpolicy import AddressPolicy, RefusedError, ResolveError, connect
 
-__all__ = ["Download", "FetchError", "Fetcher", "FtpEntry", "RefusedError", "TooLargeError",
-           "backoff_delay", "redact", "url_name"]
+__all__ = ["Download", "FetchError", "Fetcher", "FtpEntry", "FtpListing", "RefusedError",
+           "TooLargeError", "backoff_delay", "redact", "redact_text", "url_name"]
 
 #: Size of the pieces a body is read in.
 CHUNK_SIZE = 256 * 1024
@@ -44,6 +51,15 @@ USER_AGENT = "vocloud-import/0.1"
 _REDIRECTS = (301, 302, 303, 307, 308)
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509})
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+_CONTROL_ONLY = re.compile(r"[\x00-\x1f\x7f]")
+#: Scheme and authority at the start of a URL (leading blanks, as ``urlsplit`` skips them).
+_AUTHORITY = re.compile(r"[\x00-\x20]*(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//([^/?#]*)")
+#: ``scheme://userinfo@`` anywhere in a text.
+_USERINFO_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@")
+#: Entries of one FTP folder listing read at most (:class:`Fetcher`'s default).
+MAX_LISTING = 100_000
+#: Bytes of one FTP folder listing read at most.
+LISTING_MAX_BYTES = 64 * 2**20
 
 
 class FetchError(Exception):
@@ -72,15 +88,21 @@ class TooLargeError(FetchError):
 
 
 def redact(url: str) -> str:
-    """``url`` without any password in it, for messages and manifests."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with its user name and password replaced by ``***``, for messages and manifests.
+
+    Works on the text itself, so a malformed URL (a bad port, an unclosed
+    ``[``) is redacted as well, and nothing is raised.
+    """
+    match = _AUTHORITY.match(url)
+    if match is None or "@" not in match.group(1):
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    host = match.group(1).rpartition("@")[2]
+    return f"{url[:match.start(1)]}***@{host}{url[match.end(1):]}"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the user name and password of every URL in it replaced by ``***``."""
+    return _USERINFO_IN_TEXT.sub(r"\1***@", text)
 
 
 def url_name(url: str) -> str:
@@ -173,7 +195,7 @@ class Download:
             while True:
                 try:
                     chunk = self._read(CHUNK_SIZE)
-                except (OSError, http.client.HTTPException, EOFError) as exc:
+                except (OSError, http.client.HTTPException, EOFError, ValueError) as exc:
                     raise _transport_error(exc, self.url) from None
                 if not chunk:
                     break
@@ -189,7 +211,7 @@ class Download:
                     self._finish()
                 except ftplib.error_temp as exc:
                     raise FetchError(f"FTP: {exc}", transient=True) from None
-                except (ftplib.Error, OSError, EOFError) as exc:
+                except (ftplib.Error, OSError, EOFError, ValueError) as exc:
                     raise _transport_error(exc, self.url) from None
         finally:
             self.close()
@@ -235,8 +257,10 @@ def _transport_error(exc: BaseException, url: str) -> FetchError:
     if isinstance(exc, ftplib.Error):
         return FetchError(f"{where}: unexpected FTP reply: {str(exc).strip()}")
     if isinstance(exc, http.client.HTTPException):
-        return FetchError(f"{where}: broken HTTP response ({type(exc).__name__}: {exc})",
-                          transient=True)
+        return FetchError(f"{where}: broken HTTP response ({type(exc).__name__}: "
+                          f"{redact_text(str(exc))})", transient=True)
+    if isinstance(exc, ValueError):
+        return FetchError(f"{where}: {redact_text(str(exc)) or type(exc).__name__}")
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return FetchError(f"{where}: {text}", transient=True)
 
@@ -260,12 +284,30 @@ class FtpEntry:
     size: int | None = None
 
 
+class FtpListing(list[FtpEntry]):
+    """The entries of one FTP folder, in the server's order.
+
+    Attributes
+    ----------
+    truncated : bool
+        True when the listing was longer than the limit and reading stopped
+        there: the entries are the first ones only.
+    """
+
+    def __init__(self, entries: Iterable[FtpEntry] = (), *, truncated: bool = False) -> None:
+        super().__init__(entries)
+        self.truncated = truncated
+
+
 class _VettedFTP(ftplib.FTP):
     """``ftplib.FTP`` whose control and data connections go to checked addresses only.
 
     Only passive mode is used.  The address of a ``PASV`` reply is
-    checked against the policy and refused when denied (an ``EPSV`` reply
-    names no address: the control connection's peer is used).
+    checked against the policy and refused when denied; an allowed one is
+    not connected to either: the data connection goes to the control
+    connection's peer (as ``ftplib`` does by default), so a server cannot
+    point it at a third host.  An ``EPSV`` reply names no address: the
+    peer is used.
     """
 
     def __init__(self, policy: AddressPolicy, timeout: float) -> None:
@@ -291,15 +333,21 @@ class _VettedFTP(ftplib.FTP):
         peer_address = self.sock.getpeername()
         peer = str(peer_address[0])
         if self.af == socket.AF_INET:
-            host, port = ftplib.parse227(self.sendcmd("PASV"))
+            named, port = ftplib.parse227(self.sendcmd("PASV"))
         else:
-            host, port = ftplib.parse229(self.sendcmd("EPSV"), peer_address)
-        reason = self._policy.refusal(host)
+            named, port = ftplib.parse229(self.sendcmd("EPSV"), peer_address)
+        if not 0 < port < 65536:
+            raise ftplib.error_proto(f"the PASV reply names port {port}, not a TCP port")
+        try:
+            reason = self._policy.refusal(named)
+        except ValueError:
+            raise ftplib.error_proto(f"the PASV reply names {named!r}, not an IP address") \
+                from None
         if reason is not None:
             server = self.host if self.host == peer else f"{self.host} ({peer})"
             raise RefusedError(f"refused: the FTP server {server} named a data address "
                                f"that is not allowed in its PASV reply: {reason}")
-        return host, port
+        return peer, port
 
     def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket,
                                                                              int | None]:
@@ -336,16 +384,20 @@ class Fetcher:
     ssl_context : ssl.SSLContext, optional
         TLS settings for ``https:``; by default the system's trusted
         certificates, with host name checking.
+    max_listing : int
+        Most entries read from one FTP folder listing.
     """
 
     def __init__(self, policy: AddressPolicy, *, timeout: float = 60.0,
                  max_size: int | None = None, max_redirects: int = 10,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 max_listing: int = MAX_LISTING) -> None:
         self.policy = policy
         self.timeout = timeout
         self.max_size = max_size
         self.max_redirects = max_redirects
         self.ssl_context = ssl_context
+        self.max_listing = max(1, max_listing)
 
     def _limit(self, max_size: int | None) -> int | None:
         if max_size is None:
@@ -354,7 +406,8 @@ class Fetcher:
 
     @staticmethod
     def check_url(url: str) -> str:
-        """``url``, checked: a known scheme, a host, no whitespace or control characters.
+        """``url``, checked: a known scheme, a host, a port that is a number, no whitespace or
+        control characters (none either, once decoded, in its user name and password).
 
         Returns
         -------
@@ -367,9 +420,13 @@ class Fetcher:
             Saying what is wrong (never transient).
         """
         if _CONTROL.search(url):
-            raise FetchError(f"not a URL: {url[:200]!r} contains spaces or control characters")
+            raise FetchError(f"not a URL: {redact(url)[:200]!r} contains spaces or control "
+                             "characters")
         url = quote(url, safe=":/?#[]@!$&'()*+,;=%~")
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise FetchError(f"not a URL: {redact(url)} has a malformed host ({exc})") from None
         scheme = parts.scheme.lower()
         if scheme not in SCHEMES:
             shown = f"'{scheme}:'" if scheme else "no scheme"
@@ -377,10 +434,14 @@ class Fetcher:
                              "URLs are fetched")
         try:
             parts.port  # noqa: B018 - raises for a bad port
-        except ValueError:
-            raise FetchError(f"not a URL: {redact(url)} has a bad port") from None
+        except ValueError as exc:
+            raise FetchError(f"not a URL: {redact(url)} has a bad port ({exc})") from None
         if not parts.hostname:
             raise FetchError(f"not a URL: {redact(url)} names no host")
+        for value in (parts.username, parts.password):
+            if value is not None and _CONTROL_ONLY.search(unquote(value)):
+                raise FetchError(f"refused: {redact(url)} has control characters in its user "
+                                 "name or password")
         return url
 
     def open(self, url: str, *, max_size: int | None = None) -> Download:
@@ -402,7 +463,8 @@ class Fetcher:
         ------
         FetchError
             With ``transient`` set when trying again may help; a refused
-            address, URL or redirect is never transient.
+            address, a malformed URL or redirect is never transient.  No
+            ``ValueError`` comes out of here.
         """
         url = self.check_url(url)
         limit = self._limit(max_size)
@@ -413,7 +475,7 @@ class Fetcher:
         except FetchError:
             raise
         except (RefusedError, ResolveError, OSError, EOFError, ftplib.Error,
-                http.client.HTTPException) as exc:
+                http.client.HTTPException, ValueError) as exc:
             raise _transport_error(exc, url) from None
 
     def read(self, url: str, *, max_size: int | None = None) -> tuple[bytes, str]:
@@ -469,12 +531,20 @@ class Fetcher:
                 hops += 1
                 if hops > self.max_redirects:
                     raise FetchError(f"{redact(url)}: more than {self.max_redirects} redirects")
-                new_url = urljoin(url, location.strip())
-                scheme = urlsplit(new_url).scheme.lower()
+                try:
+                    new_url = urljoin(url, location.strip())
+                    scheme = urlsplit(new_url).scheme.lower()
+                except ValueError as exc:
+                    raise FetchError(f"{redact(url)}: HTTP {status} redirect to a malformed URL "
+                                     f"{redact(location.strip())[:200]!r} ({exc})") from None
                 if scheme not in HTTP_SCHEMES:
                     raise FetchError(f"refused: {redact(url)} redirects to a '{scheme}:' URL; "
                                      "only http and https redirects are followed")
-                url = self.check_url(new_url)
+                try:
+                    url = self.check_url(new_url)
+                except FetchError as exc:
+                    raise FetchError(f"{redact(url)}: HTTP {status} redirect refused: "
+                                     f"{exc.message}") from None
                 continue
             if status != 200:
                 reason = response.reason or ""
@@ -539,8 +609,12 @@ class Fetcher:
         return Download(url, read=connection.recv, close=close, finish=finish,
                         max_size=max_size, length=size if size is not None else announced)
 
-    def list_ftp(self, url: str) -> list[FtpEntry]:
+    def list_ftp(self, url: str) -> FtpListing:
         """The entries of the FTP folder ``url`` (``MLSD``, else a Unix-style ``LIST``).
+
+        At most ``max_listing`` entries (and :data:`LISTING_MAX_BYTES`) are
+        read: the data connection is closed there, and the listing is
+        marked ``truncated``.
 
         Raises
         ------
@@ -550,25 +624,60 @@ class Fetcher:
         url = self.check_url(url)
         try:
             ftp, path = self._ftp_session(url)
+            complete = False
             try:
-                return _ftp_entries(ftp, path)
+                entries = _ftp_entries(ftp, path, self.max_listing)
+                complete = not entries.truncated
+                return entries
             finally:
-                try:
-                    ftp.quit()
-                except (OSError, EOFError, ftplib.Error):
+                if complete:
+                    try:
+                        ftp.quit()
+                    except (OSError, EOFError, ftplib.Error):
+                        ftp.close()
+                else:  # a transfer cut short: no reply worth waiting for
                     ftp.close()
         except FetchError:
             raise
-        except (RefusedError, ResolveError, OSError, EOFError, ftplib.Error) as exc:
+        except (RefusedError, ResolveError, OSError, EOFError, ftplib.Error, ValueError) as exc:
             raise _transport_error(exc, url) from None
 
 
-def _ftp_entries(ftp: ftplib.FTP, path: str) -> list[FtpEntry]:
+def _listing_lines(ftp: ftplib.FTP, command: str, max_lines: int) -> tuple[list[str], bool]:
+    """The lines a listing command sends, at most ``max_lines`` of them (and
+    :data:`LISTING_MAX_BYTES`); True when reading stopped at the limit."""
+    ftp.sendcmd("TYPE A")
+    lines: list[str] = []
+    received = 0
+    with ftp.transfercmd(command) as connection, \
+            connection.makefile("r", encoding=ftp.encoding, errors="replace") as stream:
+        while True:
+            line = stream.readline(ftp.maxline + 1)
+            if not line:
+                break
+            if len(line) > ftp.maxline:
+                raise ftplib.Error(f"a listing line longer than {ftp.maxline} characters")
+            received += len(line)
+            if len(lines) >= max_lines or received > LISTING_MAX_BYTES:
+                return lines, True
+            lines.append(line.rstrip("\r\n"))
+    ftp.voidresp()
+    return lines, False
+
+
+def _ftp_entries(ftp: ftplib.FTP, path: str, max_entries: int) -> FtpListing:
     try:
-        entries = []
-        for name, facts in ftp.mlsd(path, facts=["type", "size"]):
+        ftp.sendcmd("OPTS MLST type;size;")
+        lines, cut = _listing_lines(ftp, f"MLSD {path}", max_entries)
+        entries = FtpListing(truncated=cut)
+        for line in lines:
+            facts_text, _, name = line.partition(" ")
+            facts = {}
+            for fact in facts_text.rstrip(";").split(";"):
+                key, _, value = fact.partition("=")
+                facts[key.lower()] = value
             kind = facts.get("type", "").lower()
-            if kind in ("cdir", "pdir") or name in (".", ".."):
+            if kind in ("cdir", "pdir") or name in (".", "..", ""):
                 continue
             size = facts.get("size")
             entries.append(FtpEntry(name, kind == "dir",
@@ -577,9 +686,8 @@ def _ftp_entries(ftp: ftplib.FTP, path: str) -> list[FtpEntry]:
     except ftplib.error_perm as exc:
         if not str(exc).startswith(("500", "501", "502", "504")):
             raise
-    lines: list[str] = []
-    ftp.retrlines(f"LIST {path}", lines.append)
-    entries = []
+    lines, cut = _listing_lines(ftp, f"LIST {path}", max_entries)
+    entries = FtpListing(truncated=cut)
     for line in lines:
         fields = line.split(None, 8)
         if len(fields) < 9 or fields[0][:1] not in ("d", "-"):

@@ -7,7 +7,10 @@ resolve to a URL below the start URL (a parent link, another host, a
 sorting link with a query) is ignored.  Names are decoded and kept as path
 segments; a segment that holds a ``/`` or a backslash once decoded is
 refused, never split into folders.  The caller reads each page or folder
-(with its own retries and address policy) through a callable.
+(with its own retries and address policy) through a callable.  A walk
+reads at most ``max_folders`` folders; the folders left unread are then
+reported as one problem.  A URL put into a message has its user name and
+password replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import lxml.html
 
-from vo.fetch import FtpEntry
+from vo.fetch import FtpEntry, redact, redact_text
 
 __all__ = ["Listing", "ListingError", "ListingProblem", "RemoteFile", "crawl_ftp",
            "crawl_http", "folder_url", "index_links"]
 
 #: ``read(url) -> (body, final URL, content type)``: one page of an HTML index.
 ReadPage = Callable[[str], tuple[bytes, str, str | None]]
-#: ``list(url) -> entries``: one FTP folder.
+#: ``list(url) -> entries``: one FTP folder (an ``FtpListing`` says when it was cut).
 ListFolder = Callable[[str], list[FtpEntry]]
+#: Most folders one walk reads, by default.
+MAX_FOLDERS = 2000
 
 
 class ListingError(ValueError):
@@ -71,7 +76,8 @@ class Listing:
     folders : int
         Folders read.
     truncated : bool
-        True when the walk stopped at ``max_files``.
+        True when the walk stopped at ``max_files`` or ``max_folders``, or a
+        folder's listing was cut.
     """
 
     files: list[RemoteFile] = field(default_factory=list)
@@ -107,15 +113,30 @@ def index_links(html: bytes, base_url: str) -> list[str]:
         href = (anchor.get("href") or "").strip()
         if not href or href.startswith("#"):
             continue
-        absolute = urljoin(base_url, href)
-        links.append(urlunsplit(urlsplit(absolute)._replace(fragment="")))
+        try:
+            absolute = urljoin(base_url, href)
+            links.append(urlunsplit(urlsplit(absolute)._replace(fragment="")))
+        except ValueError:  # a malformed link ('http://[::1/') leads nowhere
+            continue
     return links
 
 
 def _same_origin(a: str, b: str) -> bool:
     pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme.lower(), (pa.hostname or "").lower(), pa.port) == \
-        (pb.scheme.lower(), (pb.hostname or "").lower(), pb.port)
+    try:
+        return (pa.scheme.lower(), (pa.hostname or "").lower(), pa.port) == \
+            (pb.scheme.lower(), (pb.hostname or "").lower(), pb.port)
+    except ValueError:  # a bad port
+        return False
+
+
+def _stopped(listing: Listing, unread: list[str], max_folders: int) -> None:
+    """Note that the walk stopped at ``max_folders`` with the folders ``unread`` left."""
+    listing.truncated = True
+    more = f" and {len(unread) - 1} more folders" if len(unread) > 1 else ""
+    listing.problems.append(ListingProblem(
+        unread[0], f"not read{more}: the walk stopped after reading {max_folders} folders, "
+                   "the most one walk reads (VOCLOUD_IMPORT_MAX_FOLDERS)"))
 
 
 def _segments(raw: str) -> tuple[str, ...] | str:
@@ -130,7 +151,7 @@ def _segments(raw: str) -> tuple[str, ...] | str:
 
 
 def crawl_http(start_url: str, read_page: ReadPage, *, depth: int, pattern: str = "*",
-               max_files: int = 10000,
+               max_files: int = 10000, max_folders: int = MAX_FOLDERS,
                progress: Callable[[Listing], None] | None = None) -> Listing:
     """Walk an HTML directory index from ``start_url``.
 
@@ -147,6 +168,8 @@ def crawl_http(start_url: str, read_page: ReadPage, *, depth: int, pattern: str 
         Glob matched against each file name.
     max_files : int
         The walk stops when this many files are found.
+    max_folders : int
+        The walk stops when this many folders were read (or tried).
     progress : callable, optional
         Called with the listing after each folder read.
 
@@ -167,20 +190,25 @@ def crawl_http(start_url: str, read_page: ReadPage, *, depth: int, pattern: str 
     listing = Listing()
     seen = {root}
     pending = [root]
+    reads = 0
     while pending:
+        if reads >= max_folders:
+            _stopped(listing, pending, max_folders)
+            return listing
         folder = pending.pop(0)
+        reads += 1
         try:
             body, final_url, content_type = read_page(folder)
             kind = (content_type or "").split(";")[0].strip().lower()
             if kind not in ("text/html", "application/xhtml+xml", ""):
-                raise ListingError(f"{folder} is not an HTML directory listing "
+                raise ListingError(f"{redact(folder)} is not an HTML directory listing "
                                    f"(it is {kind}); import it as a single file instead")
             links = index_links(body, folder_url(final_url) if final_url != folder
                                 else folder)
         except Exception as exc:
             if folder == root:
                 raise
-            listing.problems.append(ListingProblem(folder, str(exc)))
+            listing.problems.append(ListingProblem(folder, redact_text(str(exc))))
             continue
         listing.folders += 1
         folders: list[str] = []
@@ -217,12 +245,14 @@ def crawl_http(start_url: str, read_page: ReadPage, *, depth: int, pattern: str 
 
 
 def crawl_ftp(start_url: str, list_folder: ListFolder, *, depth: int, pattern: str = "*",
-              max_files: int = 10000,
+              max_files: int = 10000, max_folders: int = MAX_FOLDERS,
               progress: Callable[[Listing], None] | None = None) -> Listing:
     """Walk an FTP folder tree from ``start_url``.
 
     Parameters are those of :func:`crawl_http`, with ``list_folder``
-    returning the entries of one folder.
+    returning the entries of one folder; a folder whose listing was cut
+    (an ``FtpListing`` marked ``truncated``) is walked with the entries
+    read, and reported as a problem.
 
     Raises
     ------
@@ -232,16 +262,27 @@ def crawl_ftp(start_url: str, list_folder: ListFolder, *, depth: int, pattern: s
     root = folder_url(start_url)
     listing = Listing()
     pending: list[tuple[str, tuple[str, ...]]] = [(root, ())]
+    reads = 0
     while pending:
+        if reads >= max_folders:
+            _stopped(listing, [folder for folder, _ in pending], max_folders)
+            return listing
         folder, above = pending.pop(0)
+        reads += 1
         try:
             entries = list_folder(folder)
         except Exception as exc:
             if folder == root:
                 raise
-            listing.problems.append(ListingProblem(folder, str(exc)))
+            listing.problems.append(ListingProblem(folder, redact_text(str(exc))))
             continue
         listing.folders += 1
+        if getattr(entries, "truncated", False):
+            listing.truncated = True
+            listing.problems.append(ListingProblem(
+                folder, f"only the first {len(entries)} entries of this folder were read: its "
+                        "listing is longer than the most read for one folder "
+                        "(VOCLOUD_IMPORT_MAX_LISTING)"))
         subfolders = []
         for entry in sorted(entries, key=lambda e: e.name):
             if "/" in entry.name or "\\" in entry.name:

@@ -3,9 +3,11 @@
 An :class:`AddressPolicy` denies, by default, every address that is not
 on the public Internet: loopback, link-local (cloud metadata services
 included), private and shared (CGNAT) ranges, unspecified, multicast,
-reserved and documentation ranges, and the IPv6 forms that embed such an
-IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4).  An allow list
-opens chosen networks (tests allow loopback); a deny list closes more.
+reserved and documentation ranges, the local-use NAT64 prefix
+``64:ff9b:1::/48`` (RFC 8215, whatever IPv4 address it carries), and the
+IPv6 forms that embed such an IPv4 address (IPv4-mapped, IPv4-compatible,
+NAT64, 6to4).  An allow list opens chosen networks (tests allow loopback);
+a deny list closes more.
 Link-local addresses (and the cloud metadata and unspecified addresses)
 stay denied unless an allowed network lies inside their range itself, so a
 broad allow such as ``0.0.0.0/0`` never opens the metadata service.
@@ -56,6 +58,7 @@ _DENIED: tuple[tuple[IPNetwork, str], ...] = tuple(
         ("fec0::/10", "a private (site-local) address"),
         ("ff00::/8", "a multicast address"),
         ("100::/64", "a reserved (discard) address"),
+        ("64:ff9b:1::/48", "a local-use NAT64 address"),
         ("2001:db8::/32", "a documentation address"),
     ))
 
@@ -269,7 +272,7 @@ def connect(host: str, port: int, policy: AddressPolicy, timeout: float | None) 
     RefusedError
         When every address the name resolves to is denied.
     ResolveError
-        When the name does not resolve.
+        When the name does not resolve (or is not a valid host name).
     OSError
         When no allowed address accepts the connection (the last error).
     """
@@ -279,6 +282,9 @@ def connect(host: str, port: int, policy: AddressPolicy, timeout: float | None) 
         transient = exc.errno in (socket.EAI_AGAIN, getattr(socket, "EAI_SYSTEM", -11))
         raise ResolveError(f"cannot resolve {host!r}: {exc.strerror or exc}",
                            transient=transient) from None
+    except (UnicodeError, ValueError) as exc:  # an empty or too long label, a NUL...
+        raise ResolveError(f"cannot resolve {host!r}: not a valid host name ({exc})",
+                           transient=False) from None
     refusals: list[str] = []
     last_error: OSError | None = None
     for family, socktype, proto, _name, sockaddr in infos:

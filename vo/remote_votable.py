@@ -3,8 +3,11 @@
 :func:`parse_votable` refuses any document type declaration (so no
 external entity, XXE, and no entity expansion, "billion laughs"), parses
 with entities unresolved and the network off, and refuses ``STREAM``
-elements that point to other URLs.  The rest reads what an import needs:
-the tables (``TABLEDATA`` directly; ``BINARY``/``BINARY2`` through
+elements that point to other URLs.  :func:`parse_votable_limited` does the
+same but keeps only the first rows (``TR``) of a long table, dropping the
+others as the parser reaches them, so that a long list costs neither the
+memory nor the time of a tree of every row.  The rest reads what an import
+needs: the tables (``TABLEDATA`` directly; ``BINARY``/``BINARY2`` through
 astropy once the document is known to be safe), the column of URLs (UCD
 ``meta.ref.url``, utype ``Access.Reference``, legacy UCDs, or a usual
 name), the ``QUERY_STATUS`` of a DAL response, service descriptors
@@ -24,8 +27,8 @@ from lxml import etree
 
 __all__ = ["DATALINK_IVOID", "SODA_SYNC_IVOID", "Field", "InputParam", "Link",
            "ServiceDescriptor", "Table", "VOTableError", "find_format_column",
-           "find_url_column", "links", "parse_votable", "query_status", "service_descriptors",
-           "tables"]
+           "find_url_column", "links", "parse_votable", "parse_votable_limited", "query_status",
+           "service_descriptors", "tables"]
 
 #: Standard identifiers of the services an import knows how to use.
 DATALINK_IVOID = "ivo://ivoa.net/std/DataLink#links-1.1"
@@ -67,17 +70,56 @@ def parse_votable(data: bytes) -> etree._Element:
         they serve XXE and entity-expansion attacks), an XML error, a root
         that is not ``VOTABLE``, or a ``STREAM`` with an ``href``.
     """
+    return _parse(data, None)[0]
+
+
+def parse_votable_limited(data: bytes, max_rows: int) -> tuple[etree._Element, int]:
+    """Parse a VOTable from untrusted bytes, keeping only its first ``max_rows`` rows.
+
+    As :func:`parse_votable`, except that the ``TABLEDATA`` rows (``TR``)
+    after the first ``max_rows`` of the document are dropped as they are
+    parsed.
+
+    Returns
+    -------
+    tuple of (lxml.etree._Element, int)
+        The ``VOTABLE`` root element, and the number of rows dropped.
+
+    Raises
+    ------
+    VOTableError
+        As :func:`parse_votable`.
+    """
+    return _parse(data, max(0, max_rows))
+
+
+def _parse(data: bytes, max_rows: int | None) -> tuple[etree._Element, int]:
     for text in (data[:65536], data[:131072].replace(b"\x00", b"")):
         match = _DECLARATION.search(text)
         if match:
             raise VOTableError(f"refused: the VOTable has a <!{match.group(1).decode().upper()}"
                                " ...> declaration; document type and entity declarations are "
                                "not accepted (they allow XXE and entity-expansion attacks)")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             dtd_validation=False, huge_tree=False, remove_comments=True,
-                             remove_pis=True)
+    options: dict[str, bool] = {
+        "resolve_entities": False, "no_network": True, "load_dtd": False,
+        "dtd_validation": False, "huge_tree": False, "remove_comments": True,
+        "remove_pis": True}
+    dropped = 0
     try:
-        root = etree.fromstring(data, parser=parser)
+        if max_rows is None:
+            root = etree.fromstring(data, parser=etree.XMLParser(**options))
+        else:
+            kept = 0
+            events = etree.iterparse(io.BytesIO(data), events=("end",), tag="{*}TR", **options)
+            for _event, row in events:
+                if kept < max_rows:
+                    kept += 1
+                    continue
+                parent = row.getparent()
+                if parent is not None:
+                    parent.remove(row)
+                dropped += 1
+            root = events.root
     except etree.XMLSyntaxError as exc:
         raise VOTableError(f"not a well-formed XML document: {exc}") from None
     docinfo = root.getroottree().docinfo
@@ -93,7 +135,7 @@ def parse_votable(data: bytes) -> etree._Element:
         if _local(element.tag) == "STREAM" and element.get("href"):
             raise VOTableError("refused: the VOTable's data is a STREAM at another URL "
                                f"({element.get('href')!r}); send the data inline")
-    return root
+    return root, dropped
 
 
 def _children(element: etree._Element, name: str) -> list[etree._Element]:
