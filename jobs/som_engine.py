@@ -129,6 +129,10 @@ def decay_schedule(start: float, end: float, epochs: int) -> np.ndarray:
     return np.asarray(start * (end / start) ** steps, dtype=np.float64)
 
 
+#: Most nodes of a map: the batch update keeps a nodes x nodes float32 matrix (64 MB here).
+MAX_NODES = 4096
+
+
 @dataclass(frozen=True)
 class SOMParameters:
     """Everything that defines a SOM training.
@@ -194,6 +198,10 @@ class SOMParameters:
                      if _is_int(self.rows) and _is_int(self.columns) else "no")
             raise ValueError(f"rows and columns must be integers of at least 1: "
                              f"{self.rows!r} x {self.columns!r} is a map of {nodes} nodes")
+        if self.rows * self.columns > MAX_NODES:
+            raise ValueError(f"a map of {self.rows} x {self.columns} = "
+                             f"{self.rows * self.columns} nodes is more than {MAX_NODES}: the "
+                             "batch update holds a nodes x nodes neighbourhood matrix")
         _check_choice("topology", self.topology, Topology)
         _check_choice("neighbourhood", self.neighbourhood, Neighbourhood)
         _check_choice("initialisation", self.initialisation, Initialisation)

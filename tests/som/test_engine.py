@@ -397,3 +397,12 @@ def test_minisom_backend_trains_a_comparable_map(topology: str, neighbourhood: s
     assert all(not hits[k] & hits[j] for k in range(CLASSES) for j in range(k + 1, CLASSES))
     again = engine.train_som(data, SOMParameters(**common, backend="minisom"))  # type: ignore[arg-type]
     assert again.codebook.tobytes() == theirs.codebook.tobytes()
+
+
+def test_maps_larger_than_the_node_limit_are_refused() -> None:
+    """The batch update holds a nodes x nodes matrix, so a map is at most MAX_NODES nodes."""
+    from jobs.som_engine import MAX_NODES
+
+    SOMParameters(rows=64, columns=MAX_NODES // 64).validate()
+    with pytest.raises(ValueError, match=f"more than {MAX_NODES}"):
+        SOMParameters(rows=100, columns=100).validate()
