@@ -15,9 +15,13 @@ import mimetypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uws_service.store import JobStore, ResultFile
+
+if TYPE_CHECKING:
+    from uws_service.filestore import FileService
+    from uws_service.users import Principal
 
 RESULTS_DIR = "results"
 UPLOADS_DIR = "uploads"
@@ -107,6 +111,25 @@ def _guess_type(path: Path) -> str:
     if path.suffix in (".fits", ".fit"):
         return "application/fits"
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def owner_store(ctx: JobContext) -> tuple[FileService, Principal]:
+    """The file store and the job's owner: a job reads and writes with the owner's rights.
+
+    Raises
+    ------
+    JobFatalError
+        When the owner's account has been removed since the job was created.
+    """
+    from jobs.errors import JobFatalError
+    from uws_service.config import Config
+    from uws_service.filestore import FileService
+
+    files = FileService.from_config(Config.from_env())
+    owner = files.principal(ctx.owner)
+    if owner is None:
+        raise JobFatalError(f"the job's owner {ctx.owner!r} no longer exists")
+    return files, owner
 
 
 RunFunction = Callable[[Mapping[str, Any], JobContext], None]

@@ -55,7 +55,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from jobs.base import UPLOADS_DIR, JobContext, JobType
+from jobs.base import UPLOADS_DIR, JobContext, JobType, owner_store
 from jobs.errors import JobFatalError, JobUsageError
 from uws_service.config import Config
 from uws_service.errors import ServiceError
@@ -684,13 +684,6 @@ def _ssa_items(importer: Importer, params: Mapping[str, Any]) -> tuple[list[Item
 # The job ---------------------------------------------------------------------------------
 
 
-def _principal(files: FileService, owner: str) -> Principal:
-    principal = files.principal(owner)
-    if principal is None:
-        raise JobFatalError(f"the job's owner {owner!r} no longer exists")
-    return principal
-
-
 def _target(params: Mapping[str, Any], job_id: str) -> PurePosixPath:
     text = str(params.get("target") or "").strip().strip("/")
     try:
@@ -714,8 +707,7 @@ def _write_manifest(ctx: JobContext, summary: dict[str, Any], rows: Sequence[Row
 def run(params: Mapping[str, Any], ctx: JobContext) -> None:
     """Import the files the parameters name into the owner's store; see the module docstring."""
     config = Config.from_env()
-    files = FileService.from_config(config)
-    principal = _principal(files, ctx.owner)
+    files, principal = owner_store(ctx)
     target = _target(params, ctx.job_id)
     cutout_band = None
     if params.get("cutout_band"):

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from jobs.base import JobContext, JobType
+from jobs.base import JobContext, JobType, owner_store
 from jobs.errors import JobFatalError, JobUsageError
 from uws_service.config import Config
 from uws_service.storage import FileStorage, PathError, clean_path, make_storage
@@ -290,27 +290,18 @@ def run(params: Mapping[str, Any], ctx: JobContext) -> None:
 def _store_outputs(ctx: JobContext, report: PackReport, store_as: str) -> str:
     """Put the packed outputs into the owner's store under ``store_as``; returns the folder."""
     from uws_service.errors import ServiceError
-    from uws_service.filestore import FileService
-    from uws_service.storage import CHUNK_SIZE
-
-    def chunks(path: Path) -> Iterator[bytes]:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK_SIZE):
-                yield chunk
+    from uws_service.storage import file_chunks
 
     try:
         folder = clean_path(store_as.strip("/"))
     except PathError as exc:
         raise JobUsageError(f"store_as {store_as!r}: {exc}") from None
-    files = FileService.from_config(Config.from_env())
-    owner = files.principal(ctx.owner)
-    if owner is None:
-        raise JobFatalError(f"the job's owner {ctx.owner!r} no longer exists")
+    files, owner = owner_store(ctx)
     outputs = [*report.parquet_files, *([report.avro_file] if report.avro_file else [])]
     for path in outputs:
         relative = path.relative_to(ctx.results_dir).as_posix()
         try:
-            files.put(owner, owner.name, f"{folder.as_posix()}/{relative}", chunks(path),
+            files.put(owner, owner.name, f"{folder.as_posix()}/{relative}", file_chunks(path),
                       content_length=path.stat().st_size,
                       content_type=PARQUET_MIME if path.suffix == ".parquet" else AVRO_MIME)
         except ServiceError as exc:

@@ -90,7 +90,6 @@ __all__ = [
     "fit_continuum",
     "make_grid",
     "prepare",
-    "principal_for",
     "process_spectrum",
     "sources_from_store",
     "vacuum_wavelength",
@@ -968,20 +967,6 @@ class PreprocessCache:
 # Sources from the store --------------------------------------------------------------
 
 
-def principal_for(files: FileService, name: str) -> Principal:
-    """The :class:`~uws_service.users.Principal` of a user, as the store knows them.
-
-    Raises
-    ------
-    LookupError
-        When no user has that name.
-    """
-    principal = files.principal(name)
-    if principal is None:
-        raise LookupError(f"no such user: {name!r}")
-    return principal
-
-
 class _FileReader:
     """Reads stored files, keeping the spectra of the file read last.
 
@@ -1322,7 +1307,7 @@ def sources_from_store(files: FileService, owner: Principal, *, folder: str | No
     files : FileService
         The store (``FileService.from_config``).
     owner : Principal
-        The job's owner (:func:`principal_for`); only what they may read is used.
+        The job's owner; only what they may read is used.
     folder : str, optional
         A folder of the owner's tree (or one file): every file in it (and
         below, with ``recursive``) whose name matches ``pattern``, in path

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from jobs.base import JobContext, JobType
+from jobs.base import JobContext, JobType, owner_store
 from jobs.errors import JobFatalError, JobUsageError
 from jobs.preprocess import (
     PreparedSet,
@@ -41,7 +41,6 @@ from jobs.som_results import (
 )
 from uws_service.config import Config
 from uws_service.errors import ServiceError
-from uws_service.filestore import FileService
 from uws_service.storage import PathError
 from vo.votable import VOTABLE_MIME, TableColumn
 
@@ -102,10 +101,7 @@ def _what(params: Mapping[str, Any]) -> str:
 
 def _prepared(params: Mapping[str, Any], ctx: JobContext, config: Config,
               preprocessing: PreprocessParameters) -> tuple[PreparedSet, list[Rejected]]:
-    files = FileService.from_config(config)
-    owner = files.principal(ctx.owner)
-    if owner is None:
-        raise JobFatalError(f"the job's owner {ctx.owner!r} no longer exists")
+    files, owner = owner_store(ctx)
     ctx.progress(0.0, f"finding the spectra of the {_what(params)}")
     try:
         sources, refused = sources_from_store(

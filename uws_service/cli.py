@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import socket
@@ -16,6 +15,7 @@ from urllib.parse import quote
 import click
 
 from uws_service.config import QUEUES, Config
+from uws_service.storage import file_md5
 
 
 def _config() -> Config:
@@ -319,14 +319,6 @@ UPLOAD_BATCH_FILES = 100
 UPLOAD_BATCH_BYTES = 256 * 1024 * 1024
 
 
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _local_files(top: Path) -> Iterator[tuple[str, Path]]:
     """``(relative posix path, path)`` of every regular file under ``top``; links skipped."""
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
@@ -483,7 +475,7 @@ def upload(local_dir: Path, remote_dir: str, url: str, token: str, batch_files: 
     todo: list[tuple[str, Path, int]] = []
     skipped = 0
     for rel, path in _local_files(local_dir):
-        if there.get(rel) is not None and there[rel] == _md5_of(path):
+        if there.get(rel) is not None and there[rel] == file_md5(path):
             skipped += 1
         else:
             todo.append((rel, path, path.stat().st_size))

@@ -12,7 +12,6 @@ reported, never followed or rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from sqlalchemy import func, select
 from uws_service.errors import ServiceError
 from uws_service.filestore import FileService
 from uws_service.models import FileNode, Visibility
-from uws_service.storage import CHUNK_SIZE, PathError, clean_path
+from uws_service.storage import PathError, clean_path, file_chunks, file_md5
 from uws_service.users import Principal, UserService
 
 __all__ = ["DEMO_FOLDER", "DEMO_OWNER", "IngestReport", "ingest_directory", "load_demo_data",
@@ -58,19 +57,6 @@ class IngestReport:
     flagged: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     spectra: int = 0
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            yield chunk
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    for chunk in _chunks(path):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _local_files(top: Path, refused: dict[str, str]) -> Iterator[tuple[str, Path]]:
@@ -146,11 +132,11 @@ def ingest_directory(files: FileService, owner: Principal, source: Path,
         with files.database.read() as session:
             stored_md5 = session.scalar(select(FileNode.md5).where(
                 FileNode.owner_id == owner.id, FileNode.path == rel.as_posix()))
-        if stored_md5 is not None and stored_md5 == _md5(path):
+        if stored_md5 is not None and stored_md5 == file_md5(path):
             report.skipped.append(rel.as_posix())
             continue
         try:
-            meta, _ = files.put(owner, owner.name, rel.as_posix(), _chunks(path),
+            meta, _ = files.put(owner, owner.name, rel.as_posix(), file_chunks(path),
                                 content_length=size)
         except ServiceError as exc:
             if exc.status == 413:

@@ -182,6 +182,21 @@ class FolderNotEmpty(OSError):
 # Paths -----------------------------------------------------------------------------
 
 
+def file_chunks(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The bytes of a local file in chunks of :data:`CHUNK_SIZE`, never the whole of it."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
+def file_md5(path: str | os.PathLike[str]) -> str:
+    """The MD5 of a local file (hex), as the store keeps it for the ETag."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for chunk in file_chunks(path):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def human_size(n: int) -> str:
     """Format a byte count with decimal units: ``200 MB``, ``1.0 GB``, ``512 B``.
 

@@ -31,7 +31,6 @@ from jobs.preprocess import (
     SpectrumSource,
     cache_key,
     prepare,
-    principal_for,
     sources_from_store,
     vacuum_wavelength,
 )
@@ -421,7 +420,8 @@ def store(tmp_path: Path, _template: Template) -> Store:
     config.home.mkdir(parents=True)
     shutil.copyfile(_template.database, config.home / "vocloud.db")
     files = FileService.from_config(config)
-    return Store(files, {name: principal_for(files, name) for name in ("alice", "bob", "carol")})
+    users = {name: files.principal(name) for name in ("alice", "bob", "carol")}
+    return Store(files, {name: user for name, user in users.items() if user is not None})
 
 
 def test_folder_sources_label_by_did_and_reject_with_reasons(store: Store,
