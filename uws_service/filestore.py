@@ -538,10 +538,9 @@ class FileService:
             an anonymous client, 404 otherwise).
         """
         meta = self._lookup(principal, owner_name, path)
-        owner = self._owner(owner_name)
-        if meta.shared_with and not (owner and self._full_access(principal, owner.id)):
-            meta = replace(meta, shared_with=())
-        return meta
+        owner_or_admin = principal is not None and (principal.is_admin
+                                                    or principal.name == meta.owner)
+        return meta if owner_or_admin else replace(meta, shared_with=())
 
     def _lookup(self, principal: Principal | None, owner_name: str, path: str) -> FileMeta:
         rel = self.parse_path(path, folder_ok=True)
